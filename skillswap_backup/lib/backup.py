@@ -1,0 +1,291 @@
+"""Stream one table out of a consistent snapshot into Parquet parts and a sanitized JSON file.
+
+Data path: `COPY (SELECT …) TO STDOUT (FORMAT csv)` -> Arrow's streaming CSV reader -> record
+batches -> Parquet row groups. Nothing holds more than one block of a table in memory. Parquet
+is split into parts of bounded size so an encrypted part can be decrypted in memory on restore
+without memory growing with the table.
+
+Consistency: one connection opens a REPEATABLE READ, READ ONLY transaction and exports its
+snapshot (`pg_export_snapshot()`), exactly as pg_dump does; every table and the pg_dump-based
+assets read inside that snapshot. If the snapshot is gone, reads fail; nothing falls back to an
+unsynchronized read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from . import json_export, pgtypes
+from .catalog import Table
+from .storage import SnapshotStore, StoredFile
+
+PART_BYTES = 64 * 1024 * 1024  # roll to a new Parquet part past this many bytes
+CSV_BLOCK_BYTES = 4 * 1024 * 1024
+JSON_PREVIEW_ROWS = 5
+
+
+class SnapshotLost(Exception):
+    pass
+
+
+class SchemaDrift(Exception):
+    pass
+
+
+@dataclass
+class TableBackup:
+    table: str
+    rows: int
+    source_rows: int
+    checksum: str
+    snapshot_id: str
+    seconds: float
+    files: list[StoredFile] = field(default_factory=list)
+    json_columns_dropped: list[str] = field(default_factory=list)
+    json_excluded: bool = False
+    preview: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TableBackup:
+        return cls(**{**data, "files": [StoredFile(**f) for f in data["files"]]})
+
+
+def apply_session_settings(conn: psycopg.Connection) -> None:
+    for name, value in pgtypes.SESSION_SETTINGS.items():
+        conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value)))
+
+
+def begin_snapshot(conn: psycopg.Connection, snapshot_id: str | None = None) -> str:
+    """Start the snapshot transaction (importing `snapshot_id` when given); return its id."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    if snapshot_id is None:
+        return conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+    try:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
+    except psycopg.Error as error:
+        raise SnapshotLost(
+            f"the backup snapshot {snapshot_id} is no longer available ({error.diag.message_primary}); "
+            "re-run the whole partition"
+        ) from None
+    return snapshot_id
+
+
+_LIVE_COLUMNS_SQL = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+
+
+def check_drift(conn: psycopg.Connection, table: Table) -> None:
+    """Fail loudly when the live table no longer matches the catalog it was discovered as."""
+    ident = sql.Identifier(table.schema, table.name).as_string(conn)
+    if conn.execute("SELECT to_regclass(%s)", (ident,)).fetchone()[0] is None:
+        raise SchemaDrift(
+            f"table {table.qualified} is in the catalog but not in the database (dropped or renamed "
+            "since discovery); run `skillswap-backup discover`"
+        )
+    live = dict(conn.execute(_LIVE_COLUMNS_SQL, (ident,)).fetchall())
+    known = {c.name: c.pg_type for c in table.columns}
+    added = [c for c in live if c not in known]
+    removed = [c for c in known if c not in live]
+    retyped = [f"{c} ({known[c]} -> {live[c]})" for c in known if c in live and live[c] != known[c]]
+    if added or removed or retyped:
+        parts = [
+            f"{label}: {', '.join(names)}"
+            for label, names in (("added", added), ("removed", removed), ("changed type", retyped))
+            if names
+        ]
+        raise SchemaDrift(
+            f"schema drift in {table.qualified} since discovery ({'; '.join(parts)}); "
+            "run `skillswap-backup discover` and back up again"
+        )
+
+
+class _CopyStream:
+    """File-like view of `COPY … TO STDOUT` for Arrow's reader: joins CopyData rows into blocks."""
+
+    def __init__(self, copy: psycopg.Copy):
+        self._copy = copy
+        self._pending = bytearray()
+        self._done = False
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._done and (size < 0 or len(self._pending) < size):
+            chunk = self._copy.read()
+            if not chunk:
+                self._done = True
+                break
+            self._pending += chunk
+        if size < 0 or size >= len(self._pending):
+            out, self._pending = bytes(self._pending), bytearray()
+        else:
+            out = bytes(self._pending[:size])
+            del self._pending[:size]
+        return out
+
+
+class _CountingWriter:
+    """Counts plaintext bytes written, so parts can be cut at a size whatever the encryption."""
+
+    def __init__(self, sink):
+        self._sink = sink
+        self.size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self._sink.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+
+class _PartWriter:
+    """Parquet parts of bounded size: part-00000.parquet, part-00001.parquet, …"""
+
+    def __init__(self, store: SnapshotStore, table: Table, schema: pa.Schema):
+        self.store, self.table, self.schema = store, table, schema
+        self.files: list[StoredFile] = []
+        self._open_part = None  # (context manager, info, counting sink, ParquetWriter, rows)
+
+    def _start(self) -> None:
+        relpath = f"{self.store.table_dir(self.table)}/part-{len(self.files):05d}.parquet"
+        context = self.store.writer(relpath)
+        handle, info = context.__enter__()
+        sink = _CountingWriter(handle)
+        writer = pq.ParquetWriter(sink, self.schema, compression="zstd")
+        self._open_part = [context, info, sink, writer, 0]
+
+    def _finish_part(self) -> None:
+        context, info, _, writer, rows = self._open_part
+        self._open_part = None
+        writer.close()
+        context.__exit__(None, None, None)
+        self.files.append(StoredFile(**{**asdict(info["stored"]), "rows": rows}))
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._open_part is None:
+            self._start()
+        self._open_part[3].write_batch(batch)
+        self._open_part[4] += batch.num_rows
+        if self._open_part[2].size >= PART_BYTES:
+            self._finish_part()
+
+    def finish(self) -> list[StoredFile]:
+        if self._open_part is None and not self.files:
+            self._start()  # an empty table still gets one part, carrying its schema
+        if self._open_part is not None:
+            self._finish_part()
+        return self.files
+
+    def abort(self, error: BaseException) -> None:
+        if self._open_part is not None:
+            context = self._open_part[0]
+            self._open_part = None
+            context.__exit__(type(error), error, None)
+
+
+class _JsonWriter:
+    """A JSON array, one sanitized row object per line: readable, valid JSON, written as a stream."""
+
+    def __init__(self, store: SnapshotStore, table: Table):
+        self._context = store.writer(f"json/{table.file_stem}.json")
+        self._handle, self._info = self._context.__enter__()
+        self._handle.write(b"[")
+        self._first = True
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        lines = json_export.batch_lines(batch)
+        self._handle.write((("\n" if self._first else ",\n") + ",\n".join(lines)).encode())
+        self._first = False
+
+    def finish(self) -> StoredFile:
+        self._handle.write(b"\n]\n")
+        self._context.__exit__(None, None, None)
+        return self._info["stored"]
+
+    def abort(self, error: BaseException) -> None:
+        self._context.__exit__(type(error), error, None)
+
+
+def _parsed_batches(stream: _CopyStream, table: Table):
+    try:
+        reader = pcsv.open_csv(stream, *pgtypes.csv_read_options(table, CSV_BLOCK_BYTES))
+    except pa.ArrowInvalid as error:
+        if "Empty CSV file" in str(error):
+            return  # an empty table: COPY sent no rows at all
+        raise
+    yield from reader
+
+
+def backup_table(
+    conn: psycopg.Connection,
+    table: Table,
+    store: SnapshotStore,
+    *,
+    snapshot_id: str,
+    json_plan,
+) -> TableBackup:
+    """Write `table` as read in the connection's current snapshot transaction."""
+    started = time.monotonic()
+    check_drift(conn, table)
+    schema = pgtypes.arrow_schema(table)
+    parts = _PartWriter(store, table, schema)
+    json_out = None if json_plan.excluded else _JsonWriter(store, table)
+    preview: list[dict] = []
+    rows = 0
+    sampled = False
+    try:
+        with conn.cursor().copy(pgtypes.copy_out_sql(table)) as copy:
+            for parsed in _parsed_batches(_CopyStream(copy), table):
+                batch = pgtypes.to_stored_batch(parsed, table, schema)
+                parts.write(batch)
+                rows += batch.num_rows
+                if json_out is not None:
+                    if not sampled:
+                        json_plan.refine_with_sample(batch)
+                        sampled = True
+                    clean = json_plan.apply(batch)
+                    json_out.write(clean)
+                    if len(preview) < JSON_PREVIEW_ROWS:
+                        preview += [json.loads(line) for line in json_export.batch_lines(clean.slice(0, JSON_PREVIEW_ROWS))]
+        files = parts.finish()
+        if json_out is not None:
+            files.append(json_out.finish())
+    except BaseException as error:
+        parts.abort(error)
+        if json_out is not None:
+            json_out.abort(error)
+        raise
+    source_rows, checksum = conn.execute(pgtypes.checksum_sql(table)).fetchone()
+    return TableBackup(
+        table=table.qualified,
+        rows=rows,
+        source_rows=source_rows,
+        checksum=checksum,
+        snapshot_id=snapshot_id,
+        seconds=round(time.monotonic() - started, 3),
+        files=files,
+        json_columns_dropped=list(json_plan.dropped),
+        json_excluded=json_plan.excluded,
+        preview=preview[:JSON_PREVIEW_ROWS],
+    )

@@ -1,0 +1,163 @@
+"""The table catalog: what the source database holds, saved as a file.
+
+The catalog is the single source of truth for everything downstream (assets, checks, restore
+order, type mapping). It is produced by reflecting the live database once (`discover`) and then
+read from disk, so loading the Dagster definitions never needs the source database to be up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CATALOG_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str  # format_type() of the column, e.g. "numeric(12,2)", "public.mood"
+    base_type: str  # for domains the underlying type, otherwise pg_type
+    type_kind: str  # pg_type.typtype of base: b(ase) e(num) r(ange) m(ultirange) c(omposite)
+    is_array: bool
+    not_null: bool
+    generated: bool = False  # GENERATED ALWAYS AS (...) STORED: recomputed on restore
+    identity: str = ""  # "a" (ALWAYS), "d" (BY DEFAULT) or ""
+    enum_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    validated: bool = True
+
+    @property
+    def ref_qualified(self) -> str:
+        return f"{self.ref_schema}.{self.ref_table}"
+
+
+@dataclass(frozen=True)
+class CheckConstraint:
+    name: str
+    definition: str  # pg_get_constraintdef(), e.g. "CHECK (((score >= 1) AND (score <= 5)))"
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    unique_keys: tuple[tuple[str, ...], ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    checks: tuple[CheckConstraint, ...] = ()
+    tier: str = "important"
+    estimated_rows: int = 0
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def asset_path(self) -> list[str]:
+        """Asset key path: ["skillswap", table], schema-qualified outside `public`."""
+        parts = [self.name] if self.schema == "public" else [self.schema, self.name]
+        return ["skillswap", *parts]
+
+    @property
+    def file_stem(self) -> str:
+        """File name stem inside a snapshot folder; unambiguous across schemas."""
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
+    @property
+    def op_name(self) -> str:
+        """A Dagster-legal name (letters, digits, underscore) derived from the qualified name."""
+        return "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in self.asset_path[1:])
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    def parents(self) -> set[str]:
+        """Qualified names of the tables this one references (self-references excluded)."""
+        return {fk.ref_qualified for fk in self.foreign_keys} - {self.qualified}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    database: str
+    server_version: str
+    discovered_at: str
+    tables: tuple[Table, ...] = field(default_factory=tuple)
+    format: int = CATALOG_FORMAT
+
+    def table(self, qualified_or_name: str) -> Table:
+        for t in self.tables:
+            if qualified_or_name in (t.qualified, t.name if t.schema == "public" else None):
+                return t
+        raise KeyError(f"table {qualified_or_name!r} is not in the catalog; run `skillswap-backup discover`")
+
+    def by_qualified(self) -> dict[str, Table]:
+        return {t.qualified: t for t in self.tables}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Catalog:
+        tables = tuple(
+            Table(
+                schema=t["schema"],
+                name=t["name"],
+                columns=tuple(
+                    Column(**{**c, "enum_values": tuple(c.get("enum_values", ()))}) for c in t["columns"]
+                ),
+                primary_key=tuple(t["primary_key"]),
+                unique_keys=tuple(tuple(u) for u in t["unique_keys"]),
+                foreign_keys=tuple(
+                    ForeignKey(
+                        **{**fk, "columns": tuple(fk["columns"]), "ref_columns": tuple(fk["ref_columns"])}
+                    )
+                    for fk in t["foreign_keys"]
+                ),
+                checks=tuple(CheckConstraint(**c) for c in t["checks"]),
+                tier=t["tier"],
+                estimated_rows=t.get("estimated_rows", 0),
+            )
+            for t in data["tables"]
+        )
+        return cls(
+            database=data["database"],
+            server_version=data["server_version"],
+            discovered_at=data["discovered_at"],
+            tables=tables,
+            format=data.get("format", CATALOG_FORMAT),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Catalog:
+        return cls.from_dict(json.loads(text))
+
+
+class CatalogMissing(Exception):
+    pass
+
+
+def save_catalog(catalog: Catalog, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(catalog.to_json())
+    tmp.replace(path)
+
+
+def load_catalog(path: Path) -> Catalog:
+    if not path.exists():
+        raise CatalogMissing(
+            f"no table catalog at {path}; run `skillswap-backup discover` (or set BACKUP_CATALOG)"
+        )
+    return Catalog.from_json(path.read_text())

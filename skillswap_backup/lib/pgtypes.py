@@ -1,0 +1,294 @@
+"""PostgreSQL column types <-> Arrow, lossless in both directions.
+
+Every column gets one *encoding*, chosen by `encoding_for` from its (domain-resolved) type:
+
+- ``native``    values whose PostgreSQL text form Arrow parses and prints exactly
+                (integers, floats incl. NaN/±Infinity/-0, booleans, text, uuid);
+- ``epoch_days`` dates as days since 1970-01-01 (Arrow date32); PostgreSQL's own infinity
+                sentinels (int32 min/max) keep ±infinity, negative days keep BC dates;
+- ``epoch_us``  timestamp / timestamptz as microseconds since the epoch (Arrow timestamp[us],
+                UTC for timestamptz); int64 min/max are ±infinity, as inside PostgreSQL;
+- ``bytea``     raw bytes (Arrow binary);
+- ``pg_text``   everything else (numeric, interval, time, json, arrays, ranges, enums, inet, …)
+                kept as PostgreSQL's own text form, which PostgreSQL reads back exactly.
+
+The backup reads with ``COPY (SELECT <read expressions>) TO STDOUT (FORMAT csv)`` and lets Arrow's
+C++ CSV reader parse the stream; the restore turns record batches back into CSV text for
+``COPY … FROM STDIN``. Both directions are pure functions of the catalog, tested per type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+from psycopg import sql
+
+from .catalog import Column, Table
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+NATIVE_TYPES: dict[str, pa.DataType] = {
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "real": pa.float32(),
+    "double precision": pa.float64(),
+    "boolean": pa.bool_(),
+    "text": pa.string(),
+    "uuid": pa.string(),
+    "name": pa.string(),
+    "citext": pa.string(),
+}
+_STRING_PREFIXES = ("character varying", "character(", "character", "varchar")
+
+# Session settings that make the text forms above unambiguous, for reading and for writing.
+SESSION_SETTINGS = {
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "TimeZone": "UTC",
+    "extra_float_digits": "3",
+    "bytea_output": "hex",
+}
+
+
+def encoding_for(column: Column) -> str:
+    base = column.base_type
+    if column.is_array:
+        return "pg_text"
+    if base in NATIVE_TYPES or base.startswith(_STRING_PREFIXES):
+        return "native"
+    if base == "date":
+        return "epoch_days"
+    if base.startswith(("timestamp without time zone", "timestamp with time zone")) or re.fullmatch(
+        r"timestamp\(\d\) with(out)? time zone", base
+    ):
+        return "epoch_us"
+    if base == "bytea":
+        return "bytea"
+    return "pg_text"
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    """The Arrow type a column is stored as in Parquet."""
+    encoding = encoding_for(column)
+    if encoding == "native":
+        return NATIVE_TYPES.get(column.base_type, pa.string())
+    if encoding == "epoch_days":
+        return pa.date32()
+    if encoding == "epoch_us":
+        return pa.timestamp("us", tz="UTC" if "with time zone" in column.base_type else None)
+    if encoding == "bytea":
+        return pa.binary()
+    return pa.string()
+
+
+def _parse_type(column: Column) -> pa.DataType:
+    """The Arrow type the CSV reader parses a column's read expression into."""
+    return {"epoch_days": pa.int32(), "epoch_us": pa.int64(), "bytea": pa.string()}.get(
+        encoding_for(column), arrow_type(column)
+    )
+
+
+def read_expression(column: Column) -> sql.Composable:
+    ident = sql.Identifier(column.name)
+    encoding = encoding_for(column)
+    if encoding == "epoch_days":
+        return sql.SQL(
+            "CASE WHEN {c} = 'infinity' THEN {hi} WHEN {c} = '-infinity' THEN {lo} "
+            "ELSE {c} - DATE '1970-01-01' END"
+        ).format(c=ident, hi=sql.Literal(INT32_MAX), lo=sql.Literal(INT32_MIN))
+    if encoding == "epoch_us":
+        return sql.SQL(
+            "CASE WHEN {c} = 'infinity' THEN {hi} WHEN {c} = '-infinity' THEN {lo} "
+            "ELSE (extract(epoch FROM {c}) * 1000000)::bigint END"
+        ).format(c=ident, hi=sql.Literal(INT64_MAX), lo=sql.Literal(INT64_MIN))
+    return ident
+
+
+def copy_out_sql(table: Table) -> sql.Composed:
+    return sql.SQL("COPY (SELECT {cols} FROM {t}) TO STDOUT (FORMAT csv)").format(
+        cols=sql.SQL(", ").join(read_expression(c) for c in table.columns),
+        t=sql.Identifier(table.schema, table.name),
+    )
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    fields = [
+        pa.field(
+            c.name,
+            arrow_type(c),
+            nullable=not c.not_null,
+            metadata={"pg_type": c.pg_type, "pg_base_type": c.base_type, "encoding": encoding_for(c)},
+        )
+        for c in table.columns
+    ]
+    return pa.schema(fields, metadata={"pg_table": table.qualified})
+
+
+def csv_read_options(table: Table, block_size: int) -> tuple:
+    """(ReadOptions, ParseOptions, ConvertOptions) for PostgreSQL's CSV output of `copy_out_sql`."""
+    names = [f"c{i}" for i in range(len(table.columns))]  # column names may repeat case-insensitively
+    read = pcsv.ReadOptions(column_names=names, block_size=block_size, use_threads=True)
+    parse = pcsv.ParseOptions(newlines_in_values=True)
+    convert = pcsv.ConvertOptions(
+        column_types={n: _parse_type(c) for n, c in zip(names, table.columns)},
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,  # PostgreSQL quotes empty strings and leaves NULL bare
+        true_values=["t"],
+        false_values=["f"],
+    )
+    return read, parse, convert
+
+
+def to_stored_batch(parsed: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
+    """Turn a batch parsed from CSV into the stored Parquet representation."""
+    arrays = []
+    for array, column, field in zip(parsed.columns, table.columns, schema):
+        encoding = encoding_for(column)
+        if encoding in ("epoch_days", "epoch_us"):
+            array = array.cast(field.type)
+        elif encoding == "bytea":
+            array = pa.array(
+                [None if v is None else bytes.fromhex(v[2:]) for v in array.to_pylist()], pa.binary()
+            )
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+# ---- restore direction -------------------------------------------------------------------------
+
+
+def _j2date(julian: int) -> tuple[int, int, int]:
+    """PostgreSQL's j2date: Julian day number -> proleptic Gregorian (year, month, day)."""
+    julian += 32044
+    quad = julian // 146097
+    extra = (julian - quad * 146097) * 4 + 3
+    julian += 60 + quad * 3 + extra // 146097
+    quad = julian // 1461
+    julian -= quad * 1461
+    y = julian * 4 // 1461
+    julian = ((julian + 305) % 365 if y != 0 else (julian + 306) % 366) + 123
+    y += quad * 4
+    year = y - 4800
+    quad = julian * 2141 // 65536
+    day = julian - 7834 * quad // 256
+    month = (quad + 10) % 12 + 1
+    return year, month, day
+
+
+_UNIX_EPOCH_JDATE = 2440588
+
+
+def _date_text(days: int) -> str:
+    if days == INT32_MAX:
+        return "infinity"
+    if days == INT32_MIN:
+        return "-infinity"
+    year, month, day = _j2date(days + _UNIX_EPOCH_JDATE)
+    if year <= 0:
+        return f"{1 - year:04d}-{month:02d}-{day:02d} BC"
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def _timestamp_text(micros: int, with_tz: bool) -> str:
+    if micros == INT64_MAX:
+        return "infinity"
+    if micros == INT64_MIN:
+        return "-infinity"
+    days, rest = divmod(micros, 86_400_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    date = _date_text(days)
+    era = ""
+    if date.endswith(" BC"):
+        date, era = date[:-3], " BC"
+    clock = dt.time(seconds // 3600, seconds // 60 % 60, seconds % 60, fraction).isoformat("microseconds")
+    return f"{date} {clock}{'+00' if with_tz else ''}{era}"
+
+
+_FAST_RANGE_US = (-62135596800_000_000, 253402300799_999_999)  # 0001-01-01 .. 9999-12-31
+
+
+def temporal_text(array: pa.Array, encoding: str, with_tz: bool) -> pa.Array:
+    """Vectorised strftime for years 1..9999; exact Python formatting for the rest (BC, infinity)."""
+    micros = (
+        array.cast(pa.int64()) if encoding == "epoch_us" else pc.multiply(array.cast(pa.int32()).cast(pa.int64()), 86_400_000_000)
+    )
+    in_range = pc.and_(pc.greater_equal(micros, _FAST_RANGE_US[0]), pc.less_equal(micros, _FAST_RANGE_US[1]))
+    if encoding == "epoch_us":
+        fast = pc.strftime(array.cast(pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S")
+        if with_tz:
+            fast = pc.binary_join_element_wise(fast, pa.scalar("+00"), "")
+    else:
+        fast = pc.strftime(array, format="%Y-%m-%d")
+    if pc.all(pc.or_kleene(in_range, pc.is_null(array))).as_py() is not False:
+        return fast
+    slow_values = array.cast(pa.int64() if encoding == "epoch_us" else pa.int32()).to_pylist()
+    fast_values = fast.to_pylist()
+    flags = in_range.to_pylist()
+    out = []
+    for value, quick, ok in zip(slow_values, fast_values, flags):
+        if value is None or ok:
+            out.append(quick)
+        elif encoding == "epoch_us":
+            out.append(_timestamp_text(value, with_tz))
+        else:
+            out.append(_date_text(value))
+    return pa.array(out, pa.string())
+
+
+def bytea_text(array: pa.Array) -> pa.Array:
+    return pa.array([None if v is None else "\\x" + v.hex() for v in array.to_pylist()], pa.string())
+
+
+def restore_columns(table: Table) -> list[Column]:
+    """Columns written by the restore: generated columns are recomputed by the target, not loaded."""
+    return [c for c in table.columns if not c.generated]
+
+
+def batch_to_copy_csv(batch: pa.RecordBatch, table: Table) -> bytes:
+    """Render a stored batch as CSV that `COPY … (FORMAT csv)` reads back to identical values."""
+    arrays = []
+    for column in restore_columns(table):
+        array = batch.column(column.name)
+        encoding = encoding_for(column)
+        if encoding in ("epoch_days", "epoch_us"):
+            array = temporal_text(array, encoding, "with time zone" in column.base_type)
+        elif encoding == "bytea":
+            array = bytea_text(array)
+        arrays.append(array)
+    names = [f"c{i}" for i in range(len(arrays))]
+    sink = io.BytesIO()
+    pcsv.write_csv(
+        pa.RecordBatch.from_arrays(arrays, names=names),
+        sink,
+        write_options=pcsv.WriteOptions(include_header=False, quoting_style="all_valid"),
+    )
+    return sink.getvalue()
+
+
+def copy_in_sql(table: Table) -> sql.Composed:
+    return sql.SQL("COPY {t} ({cols}) FROM STDIN (FORMAT csv)").format(
+        t=sql.Identifier(table.schema, table.name),
+        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in restore_columns(table)),
+    )
+
+
+def checksum_sql(table: Table) -> sql.Composed:
+    """Order-independent content checksum over every column's text form, plus the row count.
+
+    Computed in PostgreSQL on both sides (source inside the backup snapshot, target after the
+    restore), so it compares rows exactly as PostgreSQL prints them.
+    """
+    row = sql.SQL("ROW({cols})::text").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
+    )
+    return sql.SQL(
+        "SELECT count(*), coalesce(sum(('x' || left(md5({row}), 15))::bit(60)::bigint), 0)::text FROM {t}"
+    ).format(row=row, t=sql.Identifier(table.schema, table.name))
