@@ -42,11 +42,10 @@ def _first_line(error: Exception) -> str:
     return (fatal[-1] if fatal else lines[0] if lines else type(error).__name__)
 
 
-@contextmanager
-def connect(url: str, *, purpose: str = "database", autocommit: bool = False) -> Iterator[psycopg.Connection]:
+def open_connection(url: str, *, purpose: str = "database", autocommit: bool = False) -> psycopg.Connection:
     """Open a connection; turn connection failures into one safe, actionable line."""
     try:
-        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10, application_name="skillswap-backup")
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, application_name="skillswap-backup")
     except psycopg.OperationalError as error:
         message = redact(_first_line(error), url)
         if "password authentication failed" in message or "no password supplied" in message:
@@ -58,6 +57,11 @@ def connect(url: str, *, purpose: str = "database", autocommit: bool = False) ->
         raise DatabaseError(f"cannot connect to the {purpose} {describe(url)}: {message} ({hint})") from None
     except psycopg.ProgrammingError:
         raise DatabaseError(f"the {purpose} URL is not a valid PostgreSQL connection string") from None
+
+
+@contextmanager
+def connect(url: str, *, purpose: str = "database", autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    conn = open_connection(url, purpose=purpose, autocommit=autocommit)
     try:
         yield conn
     finally:

@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_BACKUP_ROOT = "backups"
 DEFAULT_CATALOG = ".skillswap/catalog.json"
-DEFAULT_DAGSTER_PG_URL = "postgresql://postgres@127.0.0.1:5432/skillswap_dagster"
+DEFAULT_DAGSTER_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/skillswap_dagster"
 
 
 class SettingMissing(Exception):

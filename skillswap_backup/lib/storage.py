@@ -151,6 +151,16 @@ class SnapshotStore:
         with self.reader(stored_path) as handle:
             return json.loads(handle.read())
 
+    def describe(self, stored_path: str) -> StoredFile:
+        """Size and sha256 of a stored file, read back from storage."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.fs.open(self._full(stored_path), "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return StoredFile(stored_path, size, digest.hexdigest(), stored_path.endswith(ENCRYPTED_SUFFIX))
+
     def exists(self, relpath: str) -> bool:
         return self.fs.exists(self._full(relpath))
 

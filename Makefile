@@ -1,0 +1,46 @@
+# The README's two commands: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/skillswap-backup
+
+export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/skillswap_demo
+export NEW_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/skillswap_restored
+export DAGSTER_PG_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/skillswap_dagster
+export DAGSTER_HOME ?= $(CURDIR)
+
+.PHONY: install system-deps demo test bench ui clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed system-deps
+
+# Debian packages the project needs (age for decrypting with the standard CLI; PostgreSQL client
+# tools). Installed only when missing, so a prepared machine needs no root.
+system-deps:
+	@missing=$$(for p in $$(grep -v '^#' .ci/apt-packages.txt); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: install
+	$(CLI) demo-db
+	$(CLI) discover
+	$(CLI) backup
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/run.py
+
+ui: install
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf backups .skillswap .dagster_home

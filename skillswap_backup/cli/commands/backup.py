@@ -1,0 +1,77 @@
+"""`backup`: materialize every table asset of one snapshot partition through the Dagster instance."""
+
+from __future__ import annotations
+
+import os
+
+from ...lib import backup as backup_lib
+from ...lib import manifest, pg, settings
+from ...lib.storage import SnapshotStore
+from ..common import add_source_args, catalog_or_discover, dagster_instance, use_source_url
+from ..errors import CommandFailed
+from ..runs import launch
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("backup", help="back up every table for the current (or given) partition")
+    add_source_args(parser)
+    parser.add_argument("--partition", help="snapshot partition key (default: the current window)")
+    parser.add_argument("--anonymize", action="store_true", help="apply the PII rules to the JSON exports")
+    parser.set_defaults(handler=run)
+
+
+def _preflight(url: str, catalog, store: SnapshotStore) -> None:
+    """Fail before launching a run when the source or storage is plainly unusable."""
+    with pg.connect(url, purpose="source database") as conn:
+        for table in catalog.tables:
+            backup_lib.check_drift(conn, table)
+    store.ensure_writable()
+
+
+def pick_partition(requested: str | None) -> str:
+    from ...defs.partitions import current_partition_key, snapshot_partitions
+
+    partitions = snapshot_partitions()
+    if requested is None:
+        return current_partition_key(partitions)
+    if not partitions.has_partition_key(requested):
+        raise CommandFailed(
+            f"{requested!r} is not a snapshot partition (keys look like {current_partition_key(partitions)}); "
+            "see `skillswap-backup list` or the Dagster UI"
+        )
+    return requested
+
+
+def run(args) -> int:
+    url = use_source_url(args)
+    if args.anonymize:
+        os.environ["BACKUP_ANONYMIZE"] = "1"
+    catalog = catalog_or_discover(url)
+    key = pick_partition(args.partition)
+    store = SnapshotStore(settings.backup_root(), key)
+    _preflight(url, catalog, store)
+    instance = dagster_instance()
+    print(f"backing up {catalog.database} ({len(catalog.tables)} tables) into snapshot {key} at {store.url()}")
+    result = launch("backup", instance=instance, tags={"dagster/partition": key}, what=f"backup of {key}")
+    body = manifest.read_manifest(SnapshotStore(settings.backup_root(), key))
+    print_summary(body, store)
+    print(f"run {result.run_id} is in the Dagster UI (dagster dev -w workspace.yaml)")
+    return 0
+
+
+def print_summary(body: dict, store: SnapshotStore) -> None:
+    total_rows = total_bytes = 0
+    sizes: dict[str, int] = {}
+    for f in body["files"]:
+        sizes[f["path"]] = f["bytes"]
+    print(f"{'table':40} {'rows':>10} {'bytes':>12}")
+    for name, table in body["tables"].items():
+        size = sum(sizes.get(p, 0) for p in table["files"])
+        total_rows += table["rows"]
+        total_bytes += size
+        print(f"{name:40} {table['rows']:>10} {size:>12}")
+    print(f"{'total: ' + str(len(body['tables'])) + ' tables':40} {total_rows:>10} {total_bytes:>12}")
+    print(f"snapshot {body['partition_key']}: {len(body['files'])} files in {store.url()}")
+    print(f"  Parquet (full fidelity{', encrypted' if body['encrypted'] else ''}): {store.url('tables')}")
+    print(f"  JSON (sanitized): {store.url('json')}")
+    print(f"  manifest: {store.url('manifest.json')}")

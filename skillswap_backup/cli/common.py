@@ -1,0 +1,71 @@
+"""Shared CLI plumbing: source URL, the Dagster instance, the catalog."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ..lib import pg, settings
+from ..lib.catalog import Catalog, load_catalog, save_catalog
+from ..lib.discover import load_tier_policy, reflect
+
+
+def add_source_args(parser) -> None:
+    parser.add_argument("--database-url", help="source database (default: $DATABASE_URL)")
+
+
+def use_source_url(args) -> str:
+    """Resolve the source URL and export it, so Dagster's EnvVar("DATABASE_URL") sees the override."""
+    url = settings.database_url(getattr(args, "database_url", None))
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def admin_url(url: str, dbname: str = "postgres") -> str:
+    """The same server and credentials, another database (for CREATE/DROP DATABASE)."""
+    return make_conninfo(url, dbname=dbname)
+
+
+def ensure_database(url: str, *, purpose: str) -> None:
+    """Create the database named in `url` if it does not exist yet."""
+    dbname = conninfo_to_dict(url)["dbname"]
+    with pg.connect(admin_url(url), purpose=f"server of the {purpose}", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is None:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # created concurrently: fine
+
+
+def dagster_instance():
+    """The project's Dagster instance (dagster.yaml; runs in PostgreSQL), created on first use."""
+    import dagster as dg
+
+    settings.ensure_dagster_home()
+    # The SQLAlchemy driver suffix (postgresql+psycopg2://) is not libpq syntax.
+    ensure_database(os.environ["DAGSTER_PG_URL"].replace("+psycopg2", ""), purpose="Dagster instance database")
+    return dg.DagsterInstance.get()
+
+
+def discover_catalog(url: str, include: list[str] | None = None, exclude: list[str] | None = None) -> Catalog:
+    with pg.connect(url, purpose="source database") as conn:
+        catalog = reflect(
+            conn,
+            tier_policy=load_tier_policy(settings.tier_policy_path()),
+            include=include if include is not None else settings.split_list(os.environ.get("BACKUP_INCLUDE")),
+            exclude=exclude if exclude is not None else settings.split_list(os.environ.get("BACKUP_EXCLUDE")),
+        )
+    save_catalog(catalog, settings.catalog_path())
+    return catalog
+
+
+def catalog_or_discover(url: str) -> Catalog:
+    """The saved catalog; on first use, discover it (and say so)."""
+    path = settings.catalog_path()
+    if path.exists():
+        return load_catalog(path)
+    print(f"no catalog at {path} yet: discovering the source database first")
+    return discover_catalog(url)

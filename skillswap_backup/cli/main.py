@@ -1,0 +1,40 @@
+"""`skillswap-backup`: a thin command line over the Dagster assets and jobs.
+
+Each command lives in its own module with `add_parser(subparsers)`; the handler it sets returns
+an exit code. Known errors print as one line on stderr with exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import errors
+from .commands import COMMAND_MODULES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skillswap-backup",
+        description="Back up a PostgreSQL database as Dagster assets, check it, restore it verified.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except errors.KNOWN_ERRORS as error:
+        print(f"skillswap-backup {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"skillswap-backup {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Dagster definitions, assembled from the catalog file (never from the live database).
+
+Every asset of a run executes in one process (in_process executor): the connection that
+exported the run's snapshot must stay open while all tables are read, as pg_dump's does.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .defs.backup.jobs import build_backup_job
+from .defs.backup.manifest_asset import build_manifest_asset
+from .defs.backup.table_assets import build_table_assets
+from .defs.partitions import snapshot_partitions
+from .defs.resources import BackupStorage, SourceDatabase
+from .lib import settings
+from .lib.catalog import load_catalog
+
+
+def build_definitions() -> dg.Definitions:
+    catalog = load_catalog(settings.catalog_path())
+    partitions = snapshot_partitions()
+    table_assets = build_table_assets(catalog, partitions)
+    upstream = [key for asset in table_assets for key in asset.keys]
+    return dg.Definitions(
+        assets=[*table_assets, build_manifest_asset(catalog, partitions, upstream)],
+        jobs=[build_backup_job(partitions)],
+        resources={
+            "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
+            "storage": BackupStorage(root=settings.backup_root()),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()
+
+
+def job(name: str) -> dg.JobDefinition:
+    """A job with its resources bound, for `dg.reconstructable` launches from the CLI."""
+    return build_definitions().resolve_job_def(name)

@@ -1,0 +1,55 @@
+"""The `manifest` asset: written last, it turns a partition folder into a complete snapshot."""
+
+import dagster as dg
+
+from ...lib import manifest as manifest_lib
+from ...lib.catalog import Catalog
+from ...lib.storage import MANIFEST
+from ..resources import BackupStorage, SourceDatabase
+from .table_assets import meta_path
+
+MANIFEST_KEY = dg.AssetKey(["skillswap", "manifest"])
+
+def build_manifest_asset(
+    catalog: Catalog, partitions: dg.PartitionsDefinition, upstream: list[dg.AssetKey]
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=MANIFEST_KEY,
+        deps=upstream,
+        group_name="snapshot",
+        partitions_def=partitions,
+        kinds={"json"},
+        description="The snapshot's manifest.json (files, sha256, rows, catalog), written last so only complete snapshots are listed.",
+    )
+    def manifest(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> dg.MaterializeResult:
+        snapshot = source.snapshot()
+        store = storage.store(context.partition_key)
+        metas, meta_files = {}, []
+        for table in catalog.tables:
+            stored = store.stored_name(meta_path(table))
+            if store.exists(stored):
+                metas[table.qualified] = store.read_json(stored)
+                meta_files.append(manifest_lib.stored_file_dict(store.describe(stored)))
+        body = manifest_lib.build_manifest(
+            partition_key=context.partition_key,
+            catalog=catalog,
+            table_metas=metas,
+            extra_files=meta_files,
+            source={"database": snapshot.database, "server_version": snapshot.server_version},
+            started_at=snapshot.started_at,
+            encrypted=store.encrypted,
+        )
+        stored = store.write_json(MANIFEST, body, plaintext=True)
+        rows = sum(t["rows"] for t in body["tables"].values())
+        return dg.MaterializeResult(
+            metadata={
+                "path": store.url(stored.path),
+                "tables": len(body["tables"]),
+                "rows": rows,
+                "files": len(body["files"]),
+                "bytes": sum(f["bytes"] for f in body["files"]),
+                "encrypted": body["encrypted"],
+            }
+        )
+
+    return manifest

@@ -1,0 +1,79 @@
+"""Dagster resources: the source database (holding the run's snapshot) and snapshot storage."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator
+
+import dagster as dg
+import psycopg
+from pydantic import Field, PrivateAttr
+
+from ..lib import backup, pg
+from ..lib.storage import SnapshotStore
+
+
+@dataclass
+class Snapshot:
+    """The open REPEATABLE READ transaction every asset of one backup run reads through."""
+
+    conn: psycopg.Connection
+    snapshot_id: str
+    server_version: str
+    database: str
+    started_at: str
+
+
+class SourceDatabase(dg.ConfigurableResource):
+    """The PostgreSQL database being backed up; one consistent snapshot per run."""
+
+    url: str = Field(description="Connection URL of the source (set through the DATABASE_URL env var).")
+
+    _snapshot: Snapshot | None = PrivateAttr(default=None)
+    _conn: psycopg.Connection | None = PrivateAttr(default=None)
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[SourceDatabase]:
+        try:
+            yield self
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+
+    def snapshot(self) -> Snapshot:
+        """Open (once per run) the transaction whose exported snapshot all assets share.
+
+        The executor runs every step of a run in this process (in_process executor), so the
+        connection that exported the snapshot stays open, like pg_dump's, until the run ends.
+        """
+        if self._snapshot is None:
+            conn = self._conn = pg.open_connection(self.url, purpose="source database")
+            backup.apply_session_settings(conn)
+            conn.commit()
+            snapshot_id = backup.begin_snapshot(conn)
+            self._snapshot = Snapshot(
+                conn=conn,
+                snapshot_id=snapshot_id,
+                server_version=conn.execute("SHOW server_version").fetchone()[0],
+                database=conn.info.dbname,
+                started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+        if self._snapshot.conn.closed or self._snapshot.conn.broken:
+            raise backup.SnapshotLost(
+                f"the connection holding snapshot {self._snapshot.snapshot_id} was lost; re-run the whole partition"
+            )
+        return self._snapshot
+
+
+class BackupStorage(dg.ConfigurableResource):
+    """Where snapshot folders live: a local folder or any fsspec URL (s3://bucket/prefix)."""
+
+    root: str = Field(description="BACKUP_ROOT: folder or fsspec URL holding one folder per snapshot.")
+    anonymize: bool = Field(default=False, description="Apply the PII rules to the JSON exports.")
+
+    def store(self, partition_key: str) -> SnapshotStore:
+        from ..lib import encryption
+
+        return SnapshotStore(self.root, partition_key, encryption_config=encryption.config_from_env())

@@ -1,0 +1,98 @@
+"""The snapshot manifest: what a complete snapshot holds, written last.
+
+A folder is a snapshot only when `manifest.json` exists and parses; `list`, `restore` and
+`verify` ignore anything else, so a run killed half-way never looks like a backup.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+
+from .catalog import Catalog
+from .storage import MANIFEST, SnapshotStore
+
+MANIFEST_FORMAT = 1
+
+
+class IncompleteSnapshot(Exception):
+    pass
+
+
+def tool_version() -> str:
+    try:
+        return version("skillswap-backup")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_manifest(
+    *,
+    partition_key: str,
+    catalog: Catalog,
+    table_metas: dict[str, dict],
+    extra_files: list[dict],
+    source: dict,
+    started_at: str,
+    encrypted: bool,
+    quality: dict | None = None,
+) -> dict:
+    snapshot_ids = {meta["snapshot_id"] for meta in table_metas.values()}
+    if len(snapshot_ids) > 1:
+        raise IncompleteSnapshot(
+            f"tables of snapshot {partition_key} were read in different snapshots ({len(snapshot_ids)}); "
+            "re-run the whole partition so every table comes from one instant"
+        )
+    missing = [t.qualified for t in catalog.tables if t.qualified not in table_metas]
+    if missing:
+        raise IncompleteSnapshot(f"snapshot {partition_key} lacks tables: {', '.join(missing)}; re-run the partition")
+    files = [f for meta in table_metas.values() for f in meta["files"]] + extra_files
+    return {
+        "format": MANIFEST_FORMAT,
+        "partition_key": partition_key,
+        "started_at": started_at,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tool_version": tool_version(),
+        "source": source,
+        "snapshot_id": snapshot_ids.pop() if snapshot_ids else None,
+        "encrypted": encrypted,
+        "tables": {
+            name: {k: meta[k] for k in ("rows", "source_rows", "checksum", "json_excluded", "json_columns_dropped")}
+            | {"files": [f["path"] for f in meta["files"]]}
+            for name, meta in sorted(table_metas.items())
+        },
+        "files": sorted(files, key=lambda f: f["path"]),
+        "quality": quality or {},
+        "catalog": json.loads(catalog.to_json()),
+    }
+
+
+def read_manifest(store: SnapshotStore) -> dict:
+    """The manifest of a snapshot, or IncompleteSnapshot when the folder is not a complete one."""
+    if not store.exists(MANIFEST):
+        raise IncompleteSnapshot(f"{store.url()} has no manifest.json: not a complete snapshot")
+    try:
+        return store.read_json(MANIFEST)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IncompleteSnapshot(f"{store.url(MANIFEST)} is damaged: not a complete snapshot") from None
+
+
+def list_snapshots(root: str) -> list[str]:
+    """Partition keys of complete snapshots under `root`, oldest first."""
+    probe = SnapshotStore(root, "")
+    if not probe.fs.exists(probe.root_path):
+        return []
+    keys = []
+    for entry in probe.fs.ls(probe.root_path, detail=False):
+        key = entry.rstrip("/").rsplit("/", 1)[-1]
+        if key.startswith(".") or not probe.fs.isdir(entry):
+            continue
+        if probe.fs.exists(f"{entry.rstrip('/')}/{MANIFEST}"):
+            keys.append(key)
+    return sorted(keys)
+
+
+def stored_file_dict(stored) -> dict:
+    return asdict(stored)
