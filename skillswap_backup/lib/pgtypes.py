@@ -135,7 +135,8 @@ def csv_read_options(table: Table, block_size: int) -> tuple:
     """(ReadOptions, ParseOptions, ConvertOptions) for PostgreSQL's CSV output of `copy_out_sql`."""
     names = [f"c{i}" for i in range(len(table.columns))]  # column names may repeat case-insensitively
     read = pcsv.ReadOptions(column_names=names, block_size=block_size, use_threads=True)
-    parse = pcsv.ParseOptions(newlines_in_values=True)
+    # A lone NULL column is an empty line: it is a row, not a blank to skip.
+    parse = pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
     convert = pcsv.ConvertOptions(
         column_types={n: _parse_type(c) for n, c in zip(names, table.columns)},
         null_values=[""],

@@ -1,0 +1,96 @@
+"""Type mapping, one case per PostgreSQL type: the value PostgreSQL prints survives
+COPY out -> Arrow -> Parquet -> CSV -> COPY in, compared as PostgreSQL's own text."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.csv  # noqa: F401  (pa.csv)
+import pyarrow.parquet as pq
+import pytest
+
+from skillswap_backup.lib import backup, pgtypes
+from skillswap_backup.lib.catalog import Column, Table
+
+from .pgtools import scratch_database
+
+import psycopg
+
+CASES = [
+    # (PostgreSQL type, literal values as PostgreSQL reads them, expected encoding)
+    ("smallint", ["-32768", "32767", "0"], "native"),
+    ("integer", ["-2147483648", "2147483647"], "native"),
+    ("bigint", ["-9223372036854775808", "9223372036854775807"], "native"),
+    ("numeric(40,20)", ["12345678901234567890.12345678901234567890", "-0.00000000000000000001"], "pg_text"),
+    ("numeric", ["NaN", "1e-30", "123456789012345678901234567890.5"], "pg_text"),
+    ("real", ["NaN", "Infinity", "-Infinity", "-0", "3.4028235e38", "1.0000001"], "native"),
+    ("double precision", ["NaN", "-Infinity", "-0", "2.2250738585072014e-308", "0.1"], "native"),
+    ("text", ["", "unicode ☃ \"q\" \\ back\ttab\nnl\r", "\\.", "NULL", "\\N"], "native"),
+    ("character varying(5)", ["", "abcde"], "native"),
+    ("character(4)", ["ab", ""], "native"),
+    ("bytea", ["\\x", "\\x00ff00", "\\x5c2e"], "bytea"),
+    ("boolean", ["true", "false"], "native"),
+    ("date", ["infinity", "-infinity", "4713-01-01 BC", "0044-03-15 BC", "2000-02-29", "1970-01-01", "9999-12-31", "12345-06-07"], "epoch_days"),
+    ("timestamp without time zone", ["infinity", "-infinity", "0044-03-15 12:00:00.123456 BC", "1970-01-01 00:00:00", "2024-02-29 23:59:59.999999", "12345-06-07 01:02:03.000004"], "epoch_us"),
+    ("timestamp with time zone", ["infinity", "2024-02-29 23:59:59.999999+02", "0001-01-01 00:00:00+00", "0001-12-31 23:00:00-05 BC"], "epoch_us"),
+    ("timestamp(3) with time zone", ["2024-01-01 10:00:00.123+00"], "epoch_us"),
+    ("time without time zone", ["24:00:00", "13:14:15.000001"], "pg_text"),
+    ("time with time zone", ["12:00:00+05:30", "00:00:00-12"], "pg_text"),
+    ("interval", ["1 year 2 mons -3 days 04:05:06.7", "-00:00:00.000001"], "pg_text"),
+    ("uuid", ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"], "native"),
+    ("json", ['{"b":1,"a":2,"a":3}', "  [1, 2]  ", "null"], "pg_text"),
+    ("jsonb", ['{"b":1,"a":[1,2]}', '"s"'], "pg_text"),
+    ("integer[]", ["{1,NULL,3}", "{}"], "pg_text"),
+    ("text[]", ['{{a,NULL},{"c d","e,f"}}'], "pg_text"),
+    ("inet", ["192.168.0.1/24", "::1"], "pg_text"),
+    ("cidr", ["10.0.0.0/8"], "pg_text"),
+    ("macaddr", ["08:00:2b:01:02:03"], "pg_text"),
+    ("int4range", ["[1,10)", "empty"], "pg_text"),
+    ("tstzrange", ["[2024-01-01,infinity)"], "pg_text"),
+]
+
+
+def _table(pg_type: str) -> Table:
+    column = Column(name="v", pg_type=pg_type, base_type=pg_type, type_kind="b", is_array=pg_type.endswith("]"), not_null=False)
+    return Table(schema="public", name="t", columns=(column,))
+
+
+@pytest.fixture(scope="module")
+def conn():
+    with scratch_database("ssb_test_types") as url, psycopg.connect(url, autocommit=True) as connection:
+        backup.apply_session_settings(connection)
+        yield connection
+
+
+@pytest.mark.parametrize("pg_type,values,encoding", CASES, ids=[c[0] for c in CASES])
+def test_round_trip_is_exact(conn, pg_type, values, encoding):
+    table = _table(pg_type)
+    assert pgtypes.encoding_for(table.columns[0]) == encoding
+    conn.execute(f"DROP TABLE IF EXISTS t, back; CREATE TABLE t (v {pg_type}); CREATE TABLE back (v {pg_type})")
+    with conn.cursor().copy("COPY t (v) FROM STDIN") as copy:
+        for value in [*values, None]:
+            copy.write_row([value])
+    expected = [r[0] for r in conn.execute("SELECT t::text FROM t ORDER BY 1").fetchall()]
+
+    schema = pgtypes.arrow_schema(table)
+    buffer = io.BytesIO()
+    with conn.cursor().copy(pgtypes.copy_out_sql(table)) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    parsed = pa.csv.read_csv(io.BytesIO(data), *pgtypes.csv_read_options(table, 1 << 20))
+    stored = pgtypes.to_stored_batch(parsed.to_batches()[0], table, schema)
+    pq.write_table(pa.Table.from_batches([stored]), buffer)
+    reread = pq.read_table(io.BytesIO(buffer.getvalue())).to_batches()[0]
+    assert reread.schema.field("v").metadata[b"pg_type"].decode() == pg_type
+
+    with conn.cursor().copy(pgtypes.copy_in_sql(Table(schema="public", name="back", columns=table.columns))) as copy:
+        copy.write(pgtypes.batch_to_copy_csv(reread, table))
+    restored = [r[0] for r in conn.execute("SELECT back::text FROM back ORDER BY 1").fetchall()]
+    assert restored == expected
+
+
+def test_native_columns_are_typed_in_parquet():
+    assert pgtypes.arrow_type(_table("bigint").columns[0]) == pa.int64()
+    assert pgtypes.arrow_type(_table("timestamp with time zone").columns[0]) == pa.timestamp("us", tz="UTC")
+    assert pgtypes.arrow_type(_table("date").columns[0]) == pa.date32()
+    assert pgtypes.arrow_type(_table("numeric").columns[0]) == pa.string()
