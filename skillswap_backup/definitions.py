@@ -11,6 +11,7 @@ import dagster as dg
 from .defs.backup.jobs import build_backup_job
 from .defs.backup.manifest_asset import build_manifest_asset
 from .defs.backup.table_assets import build_table_assets
+from .defs.lifecycle import build_lifecycle_definitions
 from .defs.partitions import snapshot_partitions
 from .defs.resources import BackupStorage, SourceDatabase
 from .lib import settings
@@ -22,9 +23,14 @@ def build_definitions() -> dg.Definitions:
     partitions = snapshot_partitions()
     table_assets = build_table_assets(catalog, partitions)
     upstream = [key for asset in table_assets for key in asset.keys]
+    backup_job = build_backup_job(partitions)
+    lifecycle = build_lifecycle_definitions(backup_job=backup_job, partitions=partitions)
     return dg.Definitions(
         assets=[*table_assets, build_manifest_asset(catalog, partitions, upstream)],
-        jobs=[build_backup_job(partitions)],
+        jobs=[backup_job, *lifecycle.jobs],
+        asset_checks=[*lifecycle.asset_checks],
+        schedules=[*lifecycle.schedules],
+        sensors=[*lifecycle.sensors],
         resources={
             "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
             "storage": BackupStorage(root=settings.backup_root()),

@@ -1,0 +1,89 @@
+"""The `verify` and `prune` jobs: check a snapshot against its manifest (and restore it), apply retention."""
+
+import dagster as dg
+from pydantic import Field
+
+from ...lib import restore_test, retention, verify
+from ...lib.manifest import IncompleteSnapshot
+from ..backup.manifest_asset import MANIFEST_KEY
+from ..resources import BackupStorage
+
+VERIFY_JOB = "verify"
+PRUNE_JOB = "prune"
+VERIFY_OP = "verify_snapshot"
+PRUNE_OP = "prune_snapshots"
+
+
+class VerifyConfig(dg.Config):
+    snapshot: str = Field(default="", description="Snapshot partition key; empty for the newest complete snapshot.")
+    restore_test: bool = Field(
+        default=False,
+        description="Also restore into a scratch database (NEW_DATABASE_URL's server, else DATABASE_URL's), validate, drop it.",
+    )
+
+
+class PruneConfig(dg.Config):
+    keep: int = Field(default=0, description="Complete snapshots to keep; 0 for BACKUP_KEEP (default 8).")
+    dry_run: bool = Field(default=False, description="Only report what would be deleted.")
+
+
+def verify_run_config(*, snapshot: str = "", restore_test: bool = False) -> dict:
+    return {"ops": {VERIFY_OP: {"config": {"snapshot": snapshot, "restore_test": restore_test}}}}
+
+
+@dg.op(name=VERIFY_OP, description="Re-read every file of a snapshot and check sha256, bytes and rows against its manifest.")
+def verify_snapshot_op(context: dg.OpExecutionContext, config: VerifyConfig, storage: BackupStorage) -> None:
+    try:
+        key = verify.resolve_snapshot(storage.root, config.snapshot or None)
+    except IncompleteSnapshot as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    store = storage.store(key)
+    report = verify.verify_snapshot(store)
+    for problem in report.problems:
+        context.log.error(f"snapshot {key}: {problem}")
+    for note in report.notes:
+        context.log.warning(note)
+    if config.restore_test and not report.problems:
+        report.restore_test = restore_test.run(store, restore_test.scratch_server_url(), log=context.log.info)
+    verify.record(store, report)
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=MANIFEST_KEY,
+            partition=key,
+            metadata={
+                "verified": report.ok,
+                "files": report.files,
+                "bytes": report.bytes,
+                "problems": len(report.problems),
+                "restore_test": "not run" if report.restore_test is None else ("passed" if report.restore_test.get("ok") else "FAILED"),
+                "summary": report.summary(),
+            },
+        )
+    )
+    if not report.ok:
+        raise dg.Failure(description=report.summary(), allow_retries=False)
+    context.log.info(report.summary())
+
+
+@dg.op(name=PRUNE_OP, description="Delete snapshots beyond the newest N, only once a newer snapshot has verified.")
+def prune_snapshots_op(context: dg.OpExecutionContext, config: PruneConfig, storage: BackupStorage) -> None:
+    keep = config.keep or retention.keep_from_env()
+    decisions = retention.plan(storage.root, keep)
+    for decision in decisions:
+        context.log.info(str(decision))
+    for key in retention.incomplete_folders(storage.root):
+        context.log.info(f"left alone: {key} has no manifest (a backup running or interrupted)")
+    if config.dry_run:
+        return
+    deleted = retention.apply(storage.root, decisions)
+    context.log.info(f"deleted {len(deleted)} snapshots: {', '.join(deleted) or 'none'}")
+
+
+@dg.job(name=VERIFY_JOB, description="Verify a snapshot's files against its manifest; optionally restore-test it.")
+def verify_job():
+    verify_snapshot_op()
+
+
+@dg.job(name=PRUNE_JOB, description="Apply retention: keep the newest N snapshots, never losing the last verified one.")
+def prune_job():
+    prune_snapshots_op()

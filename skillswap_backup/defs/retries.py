@@ -1,0 +1,66 @@
+"""Retries: transient errors are retried with backoff; permanent ones fail the step at once.
+
+A RetryPolicy retries every exception by default. Retrying a wrong password, a revoked GRANT, a
+dropped table or schema drift only delays the real message (and, inside the run's snapshot
+transaction, replaces it with "current transaction is aborted"). `fail_fast` turns those into
+`dg.Failure(allow_retries=False)` with the original one-line message; everything else (a dropped
+connection, a timeout, a storage hiccup) keeps the policy's retries.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import dagster as dg
+import psycopg
+
+from ..lib.backup import SchemaDrift, SnapshotLost
+from ..lib.pg import DatabaseError
+from ..lib.storage import StorageError
+
+RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+# SQLSTATE classes that no retry can fix: privileges (42501), undefined objects (42P01, 42703),
+# invalid authorization (28xxx), invalid catalog name (3D000), data exceptions in the table (22xxx).
+_PERMANENT_SQLSTATE_PREFIXES = ("28", "3D", "42", "22")
+_PERMANENT_CONNECT_HINTS = ("check the user and password", "check the database name", "not a valid PostgreSQL")
+
+
+def is_permanent(error: BaseException) -> bool:
+    """True when retrying cannot succeed without someone changing something first."""
+    if isinstance(error, (SchemaDrift, SnapshotLost)):
+        return True  # a lost snapshot needs a whole new run, not a step retry
+    if isinstance(error, DatabaseError):
+        return any(hint in str(error) for hint in _PERMANENT_CONNECT_HINTS)
+    if isinstance(error, StorageError):
+        return "cannot write" in str(error)
+    if isinstance(error, psycopg.Error):
+        state = error.sqlstate or ""
+        return state.startswith(_PERMANENT_SQLSTATE_PREFIXES)
+    if type(error).__name__ == "EncryptionError":
+        return True
+    return False
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, psycopg.Error) and error.diag.message_primary:
+        return error.diag.message_primary
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def fail_fast(what: str) -> Iterator[None]:
+    """Re-raise permanent errors as non-retryable Failures that name `what`."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as error:
+        if is_permanent(error):
+            message = describe(error)
+            if what not in message:
+                message = f"{what}: {message}"
+            raise dg.Failure(description=message, allow_retries=False) from error
+        raise

@@ -1,0 +1,111 @@
+"""The restore test: restore a snapshot into a scratch database, validate it, drop it — always.
+
+The scratch database gets a unique name (`ssb_restore_test_<hex>`) on the restore target's server
+(NEW_DATABASE_URL) or, without one, on the source's; it is dropped however the test ends, so a
+test never leaves a database behind. Validation recomputes, in the restored database, the same
+per-table row count and content checksum the backup computed inside its source snapshot, and
+compares them with the manifest: equal means every row came back as PostgreSQL prints it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Callable
+
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from . import pg, pgtypes
+from .catalog import Catalog
+from .manifest import read_manifest
+from .settings import SettingMissing
+from .storage import SnapshotStore
+
+SCRATCH_PREFIX = "ssb_restore_test_"
+
+describe = pg.describe
+
+
+def scratch_server_url(override: str | None = None) -> str:
+    url = override or os.environ.get("NEW_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not url:
+        raise SettingMissing("the restore test needs a server: set NEW_DATABASE_URL or DATABASE_URL, or pass --target-url")
+    return url
+
+
+def _on_database(url: str, dbname: str) -> str:
+    return make_conninfo(url, dbname=dbname)
+
+
+def _admin_url(url: str) -> str:
+    """A maintenance database on the same server to CREATE/DROP from (not the target itself)."""
+    return _on_database(url, "postgres")
+
+
+def create_scratch(server_url: str) -> str:
+    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    with pg.connect(_admin_url(server_url), purpose="restore-test server", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_scratch(server_url: str, name: str) -> None:
+    if not name.startswith(SCRATCH_PREFIX):  # never drop anything this module did not create
+        raise ValueError(f"refusing to drop {name!r}: not a restore-test scratch database")
+    with pg.connect(_admin_url(server_url), purpose="restore-test server", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def scratch_exists(server_url: str, name: str) -> bool:
+    with pg.connect(_admin_url(server_url), purpose="restore-test server", autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def validate(target_url: str, body: dict) -> dict:
+    """Compare each restored table's rows and checksum with the manifest; returns the findings."""
+    catalog = Catalog.from_dict(body["catalog"])
+    mismatches, rows = [], 0
+    with pg.connect(target_url, purpose="restored scratch database") as conn:
+        for name, expected in body["tables"].items():
+            table = catalog.table(name)
+            count, checksum = conn.execute(pgtypes.checksum_sql(table)).fetchone()
+            rows += count
+            if count != expected["rows"] or (expected.get("checksum") is not None and checksum != expected["checksum"]):
+                mismatches.append(
+                    f"{name}: {count} rows (checksum {checksum}), the manifest says {expected['rows']} (checksum {expected.get('checksum')})"
+                )
+    return {"tables": len(body["tables"]), "rows": rows, "mismatches": mismatches}
+
+
+def _restore_into(store: SnapshotStore, target_url: str, log: Callable[[str], None]) -> None:
+    try:
+        from . import restore
+    except ImportError:
+        raise RuntimeError("the restore is not available in this installation") from None
+    restore.restore_snapshot(store, target_url, log=log)
+
+
+def run(store: SnapshotStore, server_url: str, *, log: Callable[[str], None] = lambda _: None) -> dict:
+    """Restore the snapshot into a fresh scratch database, validate, drop; return a JSON-able result."""
+    body = read_manifest(store)
+    started = time.monotonic()
+    name = create_scratch(server_url)
+    target = _on_database(server_url, name)
+    result: dict = {"server": pg.describe(server_url).rsplit("/", 1)[0], "database": name}
+    try:
+        _restore_into(store, target, log)
+        found = validate(target, body)
+        result.update(found, ok=not found["mismatches"])
+        if found["mismatches"]:
+            result["error"] = "; ".join(found["mismatches"])
+    except Exception as error:  # the test's outcome, recorded: a failing restore is what it looks for
+        result.update(ok=False, error=pg.redact(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__, server_url))
+    finally:
+        drop_scratch(server_url, name)
+        result["dropped"] = not scratch_exists(server_url, name)
+    result["seconds"] = round(time.monotonic() - started, 2)
+    log(f"restore test {'passed' if result['ok'] else 'FAILED'}: {result.get('tables', 0)} tables, "
+        f"{result.get('rows', 0)} rows; scratch database {name} dropped")
+    return result

@@ -1,0 +1,96 @@
+"""Retention: keep the newest N complete snapshots, and never trade a verified one for an unverified one.
+
+Rules, applied newest first over complete snapshots (folders without a manifest are not
+snapshots: a backup may be writing one right now, so they are left alone and reported):
+1. the newest `keep` snapshots stay;
+2. an older snapshot is deleted only when a *newer* snapshot has verified (its verification
+   bound to its current manifest) — so the newest verified snapshot is never deleted, and a run
+   of unverified backups never pushes the last good one out.
+
+Deleting removes the manifest first: a folder interrupted half-way through deletion is then
+no longer a snapshot, never a damaged one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .manifest import list_snapshots
+from .settings import SettingMissing
+from .storage import MANIFEST, SnapshotStore
+from .verify import is_verified
+
+DEFAULT_KEEP = 8
+
+
+@dataclass(frozen=True)
+class Decision:
+    key: str
+    delete: bool
+    reason: str
+    verified: bool
+
+    def __str__(self) -> str:
+        return f"{'delete' if self.delete else 'keep':6} {self.key:14} {'verified  ' if self.verified else 'unverified'}  {self.reason}"
+
+
+def keep_from_env(environ=os.environ) -> int:
+    raw = (environ.get("BACKUP_KEEP") or "").strip()
+    if not raw:
+        return DEFAULT_KEEP
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingMissing(f"BACKUP_KEEP={raw!r}: give the number of snapshots to keep (1 or more)")
+    return int(raw)
+
+
+def incomplete_folders(root: str) -> list[str]:
+    """Partition folders without a manifest (a running or interrupted backup)."""
+    probe = SnapshotStore(root, "")
+    if not probe.fs.exists(probe.root_path):
+        return []
+    complete = set(list_snapshots(root))
+    found = []
+    for entry in probe.fs.ls(probe.root_path, detail=False):
+        key = entry.rstrip("/").rsplit("/", 1)[-1]
+        if not key.startswith(".") and probe.fs.isdir(entry) and key not in complete:
+            found.append(key)
+    return sorted(found)
+
+
+def plan(root: str, keep: int = DEFAULT_KEEP) -> list[Decision]:
+    """What retention would do, newest snapshot first."""
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    keys = sorted(list_snapshots(root), reverse=True)
+    decisions: list[Decision] = []
+    newer_verified: str | None = None
+    for index, key in enumerate(keys):
+        verified = is_verified(SnapshotStore(root, key))
+        if index < keep:
+            decisions.append(Decision(key, False, f"among the newest {keep}", verified))
+        elif newer_verified is not None:
+            decisions.append(Decision(key, True, f"older than the newest {keep}; newer snapshot {newer_verified} is verified", verified))
+        else:
+            reason = "older than the newest {keep}, but no newer snapshot has verified yet".format(keep=keep)
+            if verified:
+                reason += " (it is the newest verified snapshot)"
+            decisions.append(Decision(key, False, reason, verified))
+        if verified and newer_verified is None:
+            newer_verified = key
+    return decisions
+
+
+def delete_snapshot(root: str, key: str) -> None:
+    store = SnapshotStore(root, key)
+    store.remove(MANIFEST)
+    store.fs.rm(store.folder, recursive=True)
+
+
+def apply(root: str, decisions: list[Decision]) -> list[str]:
+    deleted = []
+    for decision in decisions:
+        if decision.delete:
+            delete_snapshot(root, decision.key)
+            deleted.append(decision.key)
+    return deleted
