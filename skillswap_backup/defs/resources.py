@@ -20,6 +20,7 @@ class Snapshot:
     """The open REPEATABLE READ transaction every asset of one backup run reads through."""
 
     conn: psycopg.Connection
+    side_conn: psycopg.Connection  # same snapshot: checksums run here while `conn` streams COPY
     snapshot_id: str
     server_version: str
     database: str
@@ -32,15 +33,15 @@ class SourceDatabase(dg.ConfigurableResource):
     url: str = Field(description="Connection URL of the source (set through the DATABASE_URL env var).")
 
     _snapshot: Snapshot | None = PrivateAttr(default=None)
-    _conn: psycopg.Connection | None = PrivateAttr(default=None)
+    _connections: list = PrivateAttr(default_factory=list)
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[SourceDatabase]:
         try:
             yield self
         finally:
-            if self._conn is not None:
-                self._conn.close()
+            for conn in self._connections:
+                conn.close()
 
     def snapshot(self) -> Snapshot:
         """Open (once per run) the transaction whose exported snapshot all assets share.
@@ -49,18 +50,22 @@ class SourceDatabase(dg.ConfigurableResource):
         connection that exported the snapshot stays open, like pg_dump's, until the run ends.
         """
         if self._snapshot is None:
-            conn = self._conn = pg.open_connection(self.url, purpose="source database")
-            backup.apply_session_settings(conn)
-            conn.commit()
+            conn, side_conn = (pg.open_connection(self.url, purpose="source database") for _ in range(2))
+            self._connections += [conn, side_conn]
+            for each in (conn, side_conn):
+                backup.apply_session_settings(each)
+                each.commit()
             snapshot_id = backup.begin_snapshot(conn)
+            backup.begin_snapshot(side_conn, snapshot_id)
             self._snapshot = Snapshot(
                 conn=conn,
+                side_conn=side_conn,
                 snapshot_id=snapshot_id,
                 server_version=conn.execute("SHOW server_version").fetchone()[0],
                 database=conn.info.dbname,
                 started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-        if self._snapshot.conn.closed or self._snapshot.conn.broken:
+        if any(c.closed or c.broken for c in (self._snapshot.conn, self._snapshot.side_conn)):
             raise backup.SnapshotLost(
                 f"the connection holding snapshot {self._snapshot.snapshot_id} was lost; re-run the whole partition"
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import psycopg
@@ -28,7 +29,7 @@ from .catalog import Table
 from .storage import SnapshotStore, StoredFile
 
 PART_BYTES = 64 * 1024 * 1024  # roll to a new Parquet part past this many bytes
-CSV_BLOCK_BYTES = 4 * 1024 * 1024
+CSV_BLOCK_BYTES = 1024 * 1024
 JSON_PREVIEW_ROWS = 5
 
 
@@ -210,12 +211,18 @@ class _JsonWriter:
         self._handle, self._info = self._context.__enter__()
         self._handle.write(b"[")
         self._first = True
+        self.preview: list[dict] = []
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        lines = json_export.batch_lines(batch)
-        self._handle.write((("\n" if self._first else ",\n") + ",\n".join(lines)).encode())
+        # Rows end with ",\n"; the array's first row is preceded by "\n" and the last comma is
+        # taken back in finish(), which keeps the file one valid JSON array.
+        self._handle.write(b"\n" if self._first else b",\n")
+        if len(self.preview) < JSON_PREVIEW_ROWS:
+            self.preview += [json.loads(line) for line in json_export.batch_lines(batch.slice(0, JSON_PREVIEW_ROWS - len(self.preview)))]
+        block = json_export.batch_bytes(batch, ",\n")
+        self._handle.write(block[:-2])
         self._first = False
 
     def finish(self) -> StoredFile:
@@ -244,48 +251,65 @@ def backup_table(
     *,
     snapshot_id: str,
     json_plan,
+    checksum_conn: psycopg.Connection | None = None,
 ) -> TableBackup:
-    """Write `table` as read in the connection's current snapshot transaction."""
+    """Write `table` as read in the connection's current snapshot transaction.
+
+    Three things overlap (Arrow and psycopg release the GIL): the main thread parses COPY output
+    and writes Parquet, one worker renders and writes JSON, and — given `checksum_conn`, a second
+    connection in the same snapshot — PostgreSQL computes the content checksum meanwhile.
+    """
     started = time.monotonic()
     check_drift(conn, table)
     schema = pgtypes.arrow_schema(table)
     parts = _PartWriter(store, table, schema)
     json_out = None if json_plan.excluded else _JsonWriter(store, table)
-    preview: list[dict] = []
+    checksum_query = pgtypes.checksum_sql(table)
     rows = 0
-    sampled = False
-    try:
-        with conn.cursor().copy(pgtypes.copy_out_sql(table)) as copy:
-            for parsed in _parsed_batches(_CopyStream(copy), table):
-                batch = pgtypes.to_stored_batch(parsed, table, schema)
-                parts.write(batch)
-                rows += batch.num_rows
-                if json_out is not None:
-                    if not sampled:
-                        json_plan.refine_with_sample(batch)
-                        sampled = True
-                    clean = json_plan.apply(batch)
-                    json_out.write(clean)
-                    if len(preview) < JSON_PREVIEW_ROWS:
-                        preview += [json.loads(line) for line in json_export.batch_lines(clean.slice(0, JSON_PREVIEW_ROWS))]
-        files = parts.finish()
-        if json_out is not None:
-            files.append(json_out.finish())
-    except BaseException as error:
-        parts.abort(error)
-        if json_out is not None:
-            json_out.abort(error)
-        raise
-    source_rows, checksum = conn.execute(pgtypes.checksum_sql(table)).fetchone()
+    pending: list[Future] = []
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"backup-{table.name}") as pool:
+        checksum = pool.submit(lambda: checksum_conn.execute(checksum_query).fetchone()) if checksum_conn else None
+        try:
+            with conn.cursor().copy(pgtypes.copy_out_sql(table)) as copy:
+                for parsed in _parsed_batches(_CopyStream(copy), table):
+                    batch = pgtypes.to_stored_batch(parsed, table, schema)
+                    if json_out is not None:
+                        if rows == 0:
+                            json_plan.refine_with_sample(batch)
+                        # JSON writes stay in order: each waits for the previous one.
+                        pending.append(pool.submit(_write_json, json_out, json_plan, batch, pending[-1] if pending else None))
+                        if len(pending) > 2:
+                            pending.pop(0).result()  # bound the batches in flight
+                    parts.write(batch)
+                    rows += batch.num_rows
+            for future in pending:
+                future.result()
+            files = parts.finish()
+            if json_out is not None:
+                files.append(json_out.finish())
+        except BaseException as error:
+            for future in pending:
+                future.cancel()
+            parts.abort(error)
+            if json_out is not None:
+                json_out.abort(error)
+            raise
+        source_rows, content_checksum = (checksum.result() if checksum else conn.execute(checksum_query).fetchone())
     return TableBackup(
         table=table.qualified,
         rows=rows,
         source_rows=source_rows,
-        checksum=checksum,
+        checksum=content_checksum,
         snapshot_id=snapshot_id,
         seconds=round(time.monotonic() - started, 3),
         files=files,
         json_columns_dropped=list(json_plan.dropped),
         json_excluded=json_plan.excluded,
-        preview=preview[:JSON_PREVIEW_ROWS],
+        preview=json_out.preview if json_out is not None else [],
     )
+
+
+def _write_json(json_out: _JsonWriter, json_plan, batch: pa.RecordBatch, previous: Future | None) -> None:
+    if previous is not None:
+        previous.result()
+    json_out.write(json_plan.apply(batch))

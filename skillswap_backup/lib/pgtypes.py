@@ -217,17 +217,15 @@ _FAST_RANGE_US = (-62135596800_000_000, 253402300799_999_999)  # 0001-01-01 .. 9
 
 
 def temporal_text(array: pa.Array, encoding: str, with_tz: bool) -> pa.Array:
-    """Vectorised strftime for years 1..9999; exact Python formatting for the rest (BC, infinity)."""
+    """Vectorised for years 1..9999; exact Python formatting for the rest (BC, infinity)."""
     micros = (
         array.cast(pa.int64()) if encoding == "epoch_us" else pc.multiply(array.cast(pa.int32()).cast(pa.int64()), 86_400_000_000)
     )
     in_range = pc.and_(pc.greater_equal(micros, _FAST_RANGE_US[0]), pc.less_equal(micros, _FAST_RANGE_US[1]))
-    if encoding == "epoch_us":
-        fast = pc.strftime(array.cast(pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S")
-        if with_tz:
-            fast = pc.binary_join_element_wise(fast, pa.scalar("+00"), "")
-    else:
-        fast = pc.strftime(array, format="%Y-%m-%d")
+    # Arrow's cast to string prints ISO text (6 fraction digits for µs), far faster than strftime.
+    fast = array.cast(pa.string())
+    if with_tz:
+        fast = pc.replace_substring(fast, "Z", "+00")
     if pc.all(pc.or_kleene(in_range, pc.is_null(array))).as_py() is not False:
         return fast
     slow_values = array.cast(pa.int64() if encoding == "epoch_us" else pa.int32()).to_pylist()
@@ -282,7 +280,7 @@ def copy_in_sql(table: Table) -> sql.Composed:
 
 
 def checksum_sql(table: Table) -> sql.Composed:
-    """Order-independent content checksum over every column's text form, plus the row count.
+    """Order-independent content checksum (sum of 64-bit hashes of each row's text), plus the row count.
 
     Computed in PostgreSQL on both sides (source inside the backup snapshot, target after the
     restore), so it compares rows exactly as PostgreSQL prints them.
@@ -291,5 +289,5 @@ def checksum_sql(table: Table) -> sql.Composed:
         cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
     )
     return sql.SQL(
-        "SELECT count(*), coalesce(sum(('x' || left(md5({row}), 15))::bit(60)::bigint), 0)::text FROM {t}"
+        "SELECT count(*), coalesce(sum(hashtextextended({row}, 0)::numeric), 0)::text FROM {t}"
     ).format(row=row, t=sql.Identifier(table.schema, table.name))

@@ -73,7 +73,8 @@ def _build_table_asset(
         store.remove(store.table_dir(table))
         json_plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=storage.anonymize)
         result = backup.backup_table(
-            snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan
+            snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan,
+            checksum_conn=snapshot.side_conn,
         )
         meta = store.write_json(meta_path(table), {**result.to_dict(), "run_id": context.run_id})
         parquet = [f for f in result.files if ".parquet" in f.path]
