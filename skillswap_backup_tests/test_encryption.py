@@ -182,20 +182,43 @@ def test_truncation_inside_the_header_is_detected(tmp_path, config):
         decrypt_file(encrypted, config)
 
 
-@pytest.mark.parametrize("where", ["first chunk", "middle chunk", "last byte", "header mac"])
-def test_a_flipped_byte_is_detected(tmp_path, config, where):
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [
+        ("first chunk", "corrupted or was tampered with"),
+        ("middle chunk", "corrupted or was tampered with"),
+        ("last byte", "corrupted or was tampered with"),
+        ("header mac", "header was tampered with"),
+        ("file key stanza", "no identity matches|wrong passphrase|malformed"),
+    ],
+)
+def test_a_changed_byte_is_detected(tmp_path, config, where, error):
     encrypted = encrypt_to_file(tmp_path / "f.age", os.urandom(3 * CHUNK_SIZE), config)
     stored = bytearray(encrypted.read_bytes())
     header_end = stored.index(b"\n", stored.index(b"\n--- ") + 1) + 1
-    offset = {
-        "first chunk": header_end + 16 + 10,
-        "middle chunk": header_end + 16 + CHUNK_SIZE + 16 + 500,
-        "last byte": len(stored) - 1,
-        "header mac": header_end - 5,
-    }[where]
-    stored[offset] ^= 0x01
+    if where in ("header mac", "file key stanza"):
+        # Swap one base64 character for another, so the header still parses.
+        first_body_line = stored.index(b"\n", len(b"age-encryption.org/v1\n")) + 1
+        offset = header_end - 5 if where == "header mac" else first_body_line + 5
+        stored[offset] = ord("B") if stored[offset] == ord("A") else ord("A")
+    else:
+        offset = {
+            "first chunk": header_end + 16 + 10,
+            "middle chunk": header_end + 16 + CHUNK_SIZE + 16 + 500,
+            "last byte": len(stored) - 1,
+        }[where]
+        stored[offset] ^= 0x01
     encrypted.write_bytes(bytes(stored))
-    with pytest.raises(EncryptionError, match=r"tampered|corrupted|no identity matches"):
+    with pytest.raises(EncryptionError, match=error):
+        decrypt_file(encrypted, config)
+
+
+def test_header_text_that_is_not_base64_is_malformed(tmp_path, config):
+    encrypted = encrypt_to_file(tmp_path / "f.age", b"x", config)
+    stored = encrypted.read_bytes()
+    mac_at = stored.index(b"\n--- ") + 5
+    encrypted.write_bytes(stored[:mac_at] + b"!" + stored[mac_at + 1 :])
+    with pytest.raises(EncryptionError, match="age header is malformed"):
         decrypt_file(encrypted, config)
 
 

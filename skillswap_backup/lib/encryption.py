@@ -535,7 +535,10 @@ def _b64decode(text: bytes | str) -> bytes:
     raw = text.encode() if isinstance(text, str) else text
     if raw.endswith(b"="):
         raise ValueError("age forbids base64 padding")
-    return base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
+    decoded = base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
+    if _b64encode(decoded) != raw:  # unused low bits set: another text for the same bytes
+        raise ValueError("age requires canonical base64")
+    return decoded
 
 
 def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
