@@ -55,12 +55,23 @@ def demo_source(prefix: str, tmp: Path, *, scale: int = 1) -> Iterator[str]:
             yield url
 
 
-def backup_partition(key: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def backup_partition(key: str, instance: dg.DagsterInstance, *, expect_success: bool = True) -> dg.ExecuteInProcessResult:
     """Run the real `backup` job for one partition, as the schedule or the UI would."""
     from skillswap_backup.definitions import build_definitions
 
     job = build_definitions().resolve_job_def("backup")
-    return job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+    result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+    if expect_success and not result.success:
+        raise AssertionError(f"backup of {key} failed: " + "; ".join(step_failures(result)))
+    return result
+
+
+def step_failures(result) -> list[str]:
+    return [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[-1] if event.step_failure_data.error.message.strip() else ''}"
+        for event in result.all_events
+        if event.is_step_failure
+    ]
 
 
 def copy_snapshot(src_root: Path, key: str, dst_root: Path, new_key: str | None = None) -> Path:
