@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .defs.backup.dump_assets import build_dump_assets
 from .defs.backup.jobs import build_backup_job
 from .defs.backup.manifest_asset import build_manifest_asset
 from .defs.backup.table_assets import build_table_assets
 from .defs.lifecycle import build_lifecycle_definitions
 from .defs.partitions import snapshot_partitions
 from .defs.resources import BackupStorage, SourceDatabase
+from .defs.restore import RestoreTarget, build_restore_job
 from .lib import settings
 from .lib.catalog import load_catalog
 
@@ -22,18 +24,20 @@ def build_definitions() -> dg.Definitions:
     catalog = load_catalog(settings.catalog_path())
     partitions = snapshot_partitions()
     table_assets = build_table_assets(catalog, partitions)
-    upstream = [key for asset in table_assets for key in asset.keys]
+    dump_assets = build_dump_assets(partitions)
+    upstream = [key for asset in [*table_assets, *dump_assets] for key in asset.keys]
     backup_job = build_backup_job(partitions)
     lifecycle = build_lifecycle_definitions(backup_job=backup_job, partitions=partitions)
     return dg.Definitions(
-        assets=[*table_assets, build_manifest_asset(catalog, partitions, upstream)],
-        jobs=[backup_job, *lifecycle.jobs],
+        assets=[*table_assets, *dump_assets, build_manifest_asset(catalog, partitions, upstream)],
+        jobs=[backup_job, build_restore_job(), *lifecycle.jobs],
         asset_checks=[*lifecycle.asset_checks],
         schedules=[*lifecycle.schedules],
         sensors=[*lifecycle.sensors],
         resources={
             "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
             "storage": BackupStorage(root=settings.backup_root()),
+            "target": RestoreTarget(url=dg.EnvVar("NEW_DATABASE_URL")),
         },
         executor=dg.in_process_executor,
     )

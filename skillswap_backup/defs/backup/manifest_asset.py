@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ...lib import dumps
 from ...lib import manifest as manifest_lib
 from ...lib.catalog import Catalog
 from ...lib.storage import MANIFEST
@@ -30,6 +31,10 @@ def build_manifest_asset(
             if store.exists(stored):
                 metas[table.qualified] = store.read_json(stored)
                 meta_files.append(manifest_lib.stored_file_dict(store.describe(stored)))
+        # Non-table assets of this run (schema and full dump) record their files in extras/.
+        for extra in dumps.gather_extras(store, snapshot.snapshot_id):
+            meta_files += extra["files"]
+            meta_files.append(manifest_lib.stored_file_dict(store.describe(extra["_path"])))
         body = manifest_lib.build_manifest(
             partition_key=context.partition_key,
             catalog=catalog,

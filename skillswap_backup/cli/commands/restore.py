@@ -1,0 +1,90 @@
+"""`restore`: launch the Dagster `restore` job into NEW_DATABASE_URL and print the verified report."""
+
+from __future__ import annotations
+
+import os
+
+from ...lib import pg, restore, restore_verify, settings
+from .. import errors
+from ..common import dagster_instance, ensure_database
+from ..errors import CommandFailed
+from ..runs import launch
+
+errors.register(restore.RestoreError)
+errors.register(restore_verify.RestoreVerificationFailed)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "restore",
+        help="restore a snapshot into a new database (NEW_DATABASE_URL) and verify it",
+        description="Restore a snapshot (default: the newest complete one) into the target database, "
+        "then verify row counts, checksums, foreign keys and sequences against the snapshot.",
+    )
+    parser.add_argument("--target-url", help="target database (default: $NEW_DATABASE_URL)")
+    parser.add_argument("--snapshot", metavar="KEY", help="snapshot partition key (default: the newest complete one)")
+    parser.add_argument("--data-only", action="store_true", help="load into tables that already exist (e.g. created by drizzle-kit push)")
+    parser.add_argument("--tier", choices=restore.TIERS, help="restore only one tier; foreign-key parents are added")
+    parser.add_argument("--tables", metavar="A,B", help="restore only these tables; foreign-key parents are added")
+    parser.add_argument("--clean", action="store_true", help="drop and recreate (or, with --data-only, empty) exactly the restored tables")
+    parser.add_argument("--from", dest="source", choices=restore.SOURCES, default="parquet",
+                        help="parquet (default): per-table files; dump: pg_restore of the snapshot's full pg_dump")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel loads and index builds (default: 2)")
+    parser.set_defaults(handler=run)
+
+
+def use_target_url(args) -> str:
+    """Resolve the target URL and export it, so Dagster's EnvVar("NEW_DATABASE_URL") sees the override."""
+    url = settings.target_url(getattr(args, "target_url", None))
+    os.environ["NEW_DATABASE_URL"] = url
+    return url
+
+
+def _ensure_target(url: str) -> None:
+    """A target database that does not exist yet is created (on servers where we may)."""
+    try:
+        with pg.connect(url, purpose="restore target"):
+            return
+    except pg.DatabaseError as error:
+        if "does not exist" not in str(error):
+            raise
+    ensure_database(url, purpose="restore target")
+    print(f"created database {pg.describe(url)}")
+
+
+def report_of(result) -> dict:
+    """The restore report the `verify_restore` op recorded in the run's metadata."""
+    for event in result.all_events:
+        if event.is_successful_output and event.step_key == "verify_restore":
+            return event.step_output_data.metadata["report_json"].value
+    raise CommandFailed(f"run {result.run_id} finished without a restore report; see it in the Dagster UI")
+
+
+def run(args) -> int:
+    url = use_target_url(args)
+    _ensure_target(url)
+    config = {
+        "snapshot": args.snapshot,
+        "mode": "data-only" if args.data_only else "full",
+        "tables": settings.split_list(args.tables),
+        "tier": args.tier,
+        "clean": args.clean,
+        "source": args.source,
+        "jobs": args.jobs,
+    }
+    print(f"restoring {args.snapshot or 'the newest snapshot'} from {settings.backup_root()} into {pg.describe(url)}")
+    instance = dagster_instance()
+    result = launch(
+        "restore",
+        instance=instance,
+        tags={"skillswap/target": pg.describe(url), **({"skillswap/snapshot": args.snapshot} if args.snapshot else {})},
+        run_config={"ops": {"restore_plan": {"config": config}}},
+        what="restore",
+    )
+    report = restore_verify.RestoreReport.from_dict(report_of(result))
+    for line in report.lines():
+        print(line)
+    print(f"run {result.run_id} is in the Dagster UI (dagster dev -w workspace.yaml)")
+    if not report.ok:
+        raise CommandFailed("; ".join(report.problems))
+    return 0
