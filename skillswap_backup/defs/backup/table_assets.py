@@ -12,6 +12,7 @@ import dagster as dg
 from ...lib import backup, ordering, sanitize
 from ...lib.catalog import Catalog, Table
 from ...lib.storage import MANIFEST
+from .. import retries
 from ..resources import BackupStorage, SourceDatabase
 
 PREVIEW_ROWS = 5
@@ -66,17 +67,19 @@ def _build_table_asset(
     def _table_asset(
         context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage
     ) -> dg.MaterializeResult:
-        snapshot = source.snapshot()
+        with retries.fail_fast(f"table {table.qualified}"):
+            snapshot = source.snapshot()
         store = storage.store(context.partition_key)
         # Re-running a partition replaces it: it stops being a listed snapshot until the new manifest.
         store.remove(MANIFEST)
         store.remove(store.table_dir(table))
         json_plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=storage.anonymize)
-        result = backup.backup_table(
-            snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan,
-            checksum_conn=snapshot.side_conn,
-        )
-        meta = store.write_json(meta_path(table), {**result.to_dict(), "run_id": context.run_id})
+        with retries.fail_fast(f"table {table.qualified}"), retries.savepoint(snapshot.conn, snapshot.side_conn):
+            result = backup.backup_table(
+                snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan,
+                checksum_conn=snapshot.side_conn,
+            )
+        meta = store.write_json(meta_path(table), {**result.to_dict(), "run_id": context.run.run_id})
         parquet = [f for f in result.files if ".parquet" in f.path]
         json_files = [f for f in result.files if f.path.startswith("json/")]
         context.log.info(f"{table.qualified}: {result.rows} rows in {result.seconds}s")
