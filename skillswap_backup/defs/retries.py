@@ -9,7 +9,7 @@ connection, a timeout, a storage hiccup) keeps the policy's retries.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 import dagster as dg
@@ -64,3 +64,13 @@ def fail_fast(what: str) -> Iterator[None]:
                 message = f"{what}: {message}"
             raise dg.Failure(description=message, allow_retries=False) from error
         raise
+
+
+@contextmanager
+def savepoint(*connections: psycopg.Connection) -> Iterator[None]:
+    """A savepoint on each snapshot connection: one table failing (say, no SELECT privilege) must not
+    abort the run's snapshot transaction for the tables after it."""
+    with ExitStack() as stack:
+        for conn in connections:
+            stack.enter_context(conn.transaction())
+        yield

@@ -79,12 +79,12 @@ def validate(target_url: str, body: dict) -> dict:
     return {"tables": len(body["tables"]), "rows": rows, "mismatches": mismatches}
 
 
-def _restore_into(store: SnapshotStore, target_url: str, log: Callable[[str], None]) -> None:
-    try:
-        from . import restore
-    except ImportError:
-        raise RuntimeError("the restore is not available in this installation") from None
-    restore.restore_snapshot(store, target_url, log=log)
+def _restore_into(store: SnapshotStore, target_url: str, log: Callable[[str], None]) -> dict:
+    """The project's own restore (the one `skillswap-backup restore` runs), with its own verification."""
+    from . import restore
+
+    report = restore.restore_snapshot(store, target_url, options=restore.RestoreOptions(snapshot=store.partition_key), log=log)
+    return {"foreign_keys_checked": report.foreign_keys, "smoke_tests": len(report.smoke)}
 
 
 def run(store: SnapshotStore, server_url: str, *, log: Callable[[str], None] = lambda _: None) -> dict:
@@ -95,7 +95,7 @@ def run(store: SnapshotStore, server_url: str, *, log: Callable[[str], None] = l
     target = _on_database(server_url, name)
     result: dict = {"server": pg.describe(server_url).rsplit("/", 1)[0], "database": name}
     try:
-        _restore_into(store, target, log)
+        result.update(_restore_into(store, target, log))
         found = validate(target, body)
         result.update(found, ok=not found["mismatches"])
         if found["mismatches"]:
