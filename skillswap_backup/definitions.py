@@ -36,7 +36,7 @@ def build_definitions() -> dg.Definitions:
         sensors=[*lifecycle.sensors],
         resources={
             "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
-            "storage": BackupStorage(root=settings.backup_root()),
+            "storage": BackupStorage(root=settings.backup_root(), anonymize=settings.anonymize_json()),
             "target": RestoreTarget(url=dg.EnvVar("NEW_DATABASE_URL")),
         },
         executor=dg.in_process_executor,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ..lib.backup import SchemaDrift, SnapshotLost
 from ..lib.catalog import CatalogMissing
+from ..lib.encryption import EncryptionError
 from ..lib.manifest import IncompleteSnapshot
 from ..lib.pg import DatabaseError
+from ..lib.sanitize import PolicyError
 from ..lib.settings import SettingMissing
 from ..lib.storage import StorageError
 
@@ -23,6 +25,8 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     SchemaDrift,
     SnapshotLost,
     IncompleteSnapshot,
+    EncryptionError,
+    PolicyError,
 )
 
 

@@ -79,6 +79,4 @@ class BackupStorage(dg.ConfigurableResource):
     anonymize: bool = Field(default=False, description="Apply the PII rules to the JSON exports.")
 
     def store(self, partition_key: str) -> SnapshotStore:
-        from ..lib import encryption
-
-        return SnapshotStore(self.root, partition_key, encryption_config=encryption.config_from_env())
+        return SnapshotStore(self.root, partition_key)

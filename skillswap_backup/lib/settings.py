@@ -36,6 +36,11 @@ def backup_root() -> str:
     return os.environ.get("BACKUP_ROOT") or DEFAULT_BACKUP_ROOT
 
 
+def anonymize_json() -> bool:
+    """BACKUP_ANONYMIZE=1 applies the PII rules to the JSON exports."""
+    return os.environ.get("BACKUP_ANONYMIZE", "").lower() in ("1", "true", "yes")
+
+
 def catalog_path() -> Path:
     return Path(os.environ.get("BACKUP_CATALOG") or DEFAULT_CATALOG)
 

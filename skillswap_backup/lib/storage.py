@@ -74,12 +74,14 @@ class SnapshotStore:
         self.partition_key = partition_key
         self.fs, self.root_path = fsspec.core.url_to_fs(self.root)
         self.folder = posixpath.join(self.root_path, partition_key)
-        self.encryption = encryption_config
+        # Without an explicit config the store follows the environment (BACKUP_AGE_*), so every
+        # reader of a snapshot decrypts transparently.
+        self.encryption = encryption_config if encryption_config is not None else _encryption().config_from_env()
         self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
 
     @property
     def encrypted(self) -> bool:
-        return bool(self.encryption is not None and self.encryption.enabled)
+        return bool(self.encryption.enabled)
 
     def url(self, relpath: str = "") -> str:
         """Where a file lives, for people: a local path, or a URL on object stores."""
@@ -120,7 +122,7 @@ class SnapshotStore:
             with self.fs.open(temp, "wb") as raw:
                 hashing = _HashingWriter(raw)
                 if encrypt:
-                    with _encryption().encrypting_writer(hashing, self.encryption) as plain:
+                    with _encryption().encrypting_writer(hashing, self.encryption, name=name) as plain:
                         yield plain, info
                 else:
                     yield hashing, info
@@ -137,7 +139,7 @@ class SnapshotStore:
         """Open a stored file for reading, decrypting transparently when it ends in .age."""
         with self.fs.open(self._full(stored_path), "rb") as raw:
             if stored_path.endswith(ENCRYPTED_SUFFIX):
-                with _encryption().decrypting_reader(raw, self.encryption) as plain:
+                with _encryption().decrypting_reader(raw, self.encryption, name=stored_path) as plain:
                     yield plain
             else:
                 yield raw

@@ -73,7 +73,7 @@ def _build_table_asset(
         # Re-running a partition replaces it: it stops being a listed snapshot until the new manifest.
         store.remove(MANIFEST)
         store.remove(store.table_dir(table))
-        json_plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=storage.anonymize)
+        json_plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=storage.anonymize, catalog=catalog)
         with retries.fail_fast(f"table {table.qualified}"), retries.savepoint(snapshot.conn, snapshot.side_conn):
             result = backup.backup_table(
                 snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan,
