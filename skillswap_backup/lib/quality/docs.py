@@ -1,0 +1,68 @@
+"""Great Expectations Data Docs (static HTML) for one snapshot's validation results.
+
+Built from the JSON results kept in each `TableQuality`, so docs can be produced in another
+step or process than the validation, and again later, without reading any data. Tables that
+could not be validated at all still get a (failed, empty) page, so the index names every table.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .results import TableQuality
+from .suites import ephemeral_context
+
+SITE = "skillswap_snapshot"
+
+
+def build_data_docs(results: list[TableQuality], folder: str | Path, *, run_name: str = "snapshot") -> Path:
+    """Write the HTML site into `folder` (replacing what was there); return its index.html."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationSuiteValidationResultSchema,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    folder = Path(folder).resolve()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+    context = ephemeral_context()
+    context.add_data_docs_site(
+        site_name=SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
+    schema = ExpectationSuiteValidationResultSchema()
+    for result in results:
+        if result.gx_result:
+            validation = schema.load(result.gx_result)
+            context.suites.add(
+                gx.ExpectationSuite(
+                    name=result.table, expectations=[item.expectation_config for item in validation.results]
+                )
+            )
+        else:
+            validation = ExpectationSuiteValidationResult(
+                success=False,
+                results=[],
+                suite_name=result.table,
+                meta={"error": result.error or "not validated"},
+            )
+        key = ValidationResultIdentifier(ExpectationSuiteIdentifier(result.table), run_id, result.table)
+        context.validation_results_store.set(key, validation)
+    context.build_data_docs(site_names=[SITE])
+    return folder / "index.html"

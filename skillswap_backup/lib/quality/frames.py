@@ -1,0 +1,204 @@
+"""The small DataFrame each table is validated on: only the columns its rules need.
+
+- key and constrained columns are read as they are (primary/unique keys, CHECK columns);
+- columns that only must not be NULL become a NULL mask (True or NA), streamed batch by batch
+  when the reader can, so a wide text column never sits in memory whole;
+- each foreign key becomes one boolean column "parent exists", computed here with an Arrow
+  hash lookup / anti-join against the parent's key columns from the same snapshot. Suites then
+  expect that column to be True, so no parent key set is ever embedded in a suite or report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..catalog import Catalog, ForeignKey, Table
+from .plan import TablePlan
+from .readers import SnapshotReader
+from .results import SAMPLE_LIMIT, plain
+
+ROW_INDEX = "__row__"
+
+
+@dataclass
+class Frame:
+    df: object  # pandas.DataFrame
+    key_columns: list[str]  # primary-key columns present in df (to name offending rows)
+    column_for_rule: dict[int, str]  # rule index -> df column the expectation reads
+    derived: set[str] = field(default_factory=set)  # df columns that are masks or computed flags
+    fk_samples: dict[str, list[dict]] = field(default_factory=dict)  # FK name -> offending child keys
+    fk_orphans: dict[str, int] = field(default_factory=dict)
+
+
+def fk_column_name(fk: ForeignKey) -> str:
+    return f"{fk.name} (parent exists)"
+
+
+def _is_textual(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _needs_numeric(type_: pa.DataType) -> bool:
+    return _is_textual(type_) or pa.types.is_decimal(type_)
+
+
+def _to_pandas(table: pa.Table):
+    import pandas as pd
+
+    # Nullable pandas dtypes keep integer keys exact (no float64 detour when a column has NULLs).
+    mapping = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    return table.to_pandas(types_mapper=mapping.get, self_destruct=True, split_blocks=True)
+
+
+def _null_mask(reader: SnapshotReader, table: Table, column: str, rows: int):
+    """True where the column has a value, NA where it is NULL, read without keeping the values."""
+    import pandas as pd
+
+    valid = np.empty(rows, dtype=bool)
+    stream = getattr(reader, "iter_batches", None)
+    batches = stream(table, [column]) if stream else reader.read_columns(table, [column]).to_batches()
+    offset = 0
+    for batch in batches:
+        chunk = batch.column(0).is_valid().to_numpy(zero_copy_only=False)
+        if offset + len(chunk) > rows:
+            raise ValueError(f"{table.qualified}.{column} has more rows than the table's key columns")
+        valid[offset : offset + len(chunk)] = chunk
+        offset += len(chunk)
+    if offset != rows:
+        raise ValueError(f"{table.qualified}.{column} has {offset} rows, other columns {rows}")
+    return pd.arrays.BooleanArray(np.ones(rows, dtype=bool), ~valid)
+
+
+def _align(child: pa.ChunkedArray, parent: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    if child.type == parent.type:
+        return child, parent
+    try:
+        return child.cast(parent.type), parent
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return child.cast(pa.string()), parent.cast(pa.string())
+
+
+def parent_exists(child: pa.Table, parent: pa.Table) -> np.ndarray:
+    """Per child row: True when any FK column is NULL (MATCH SIMPLE) or the key exists in parent."""
+    columns = child.column_names
+    any_null = np.zeros(child.num_rows, dtype=bool)
+    for name in columns:
+        any_null |= child.column(name).is_null().to_numpy(zero_copy_only=False)
+    if len(columns) == 1:
+        left, right = _align(child.column(0), parent.column(0))
+        found = pc.is_in(left, value_set=right.combine_chunks()).to_numpy(zero_copy_only=False)
+        return found | any_null
+    aligned_left, aligned_right = {}, {}
+    for i, name in enumerate(columns):
+        aligned_left[f"k{i}"], aligned_right[f"k{i}"] = _align(child.column(name), parent.column(i))
+    keys = list(aligned_left)
+    left_t = pa.table({**aligned_left, ROW_INDEX: pa.array(np.arange(child.num_rows, dtype=np.int64))})
+    right_t = pa.table(aligned_right).group_by(keys).aggregate([])
+    orphans = left_t.join(right_t, keys=keys, join_type="left anti").column(ROW_INDEX).to_numpy()
+    found = np.ones(child.num_rows, dtype=bool)
+    found[orphans] = False
+    return found | any_null
+
+
+def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: Catalog | None) -> Frame:
+    import pandas as pd
+
+    by_qualified = catalog.by_qualified() if catalog is not None else {table.qualified: table}
+    order = [c.name for c in table.columns]
+    raw: set[str] = set(table.primary_key)
+    for rule in plan.rules:
+        if rule.kind in ("unique", "compound_unique", "between", "in_set", "foreign_key"):
+            raw.update(rule.columns)
+    raw_columns = [c for c in order if c in raw]
+    mask_columns = [r.columns[0] for r in plan.rules if r.kind == "not_null" and r.columns[0] not in raw]
+
+    rows = reader.row_count(table)
+    data = reader.read_columns(table, raw_columns) if raw_columns else None
+    if data is not None:
+        rows = data.num_rows
+    key_columns = list(table.primary_key)
+
+    column_for_rule: dict[int, str] = {}
+    derived: set[str] = set()
+    extra: dict[str, object] = {}
+    fk_samples: dict[str, list[dict]] = {}
+    fk_orphans: dict[str, int] = {}
+    parent_cache: dict[tuple, pa.Table] = {}
+    numeric: dict[str, str] = {}
+
+    for index, rule in enumerate(plan.rules):
+        if rule.kind == "foreign_key":
+            fk = rule.foreign_key
+            parent_table = by_qualified[fk.ref_qualified]
+            cache_key = (fk.ref_qualified, fk.ref_columns)
+            if cache_key not in parent_cache:
+                parent_cache[cache_key] = reader.read_columns(parent_table, list(fk.ref_columns))
+            child = data.select(list(fk.columns))
+            exists = parent_exists(child, parent_cache[cache_key])
+            name = fk_column_name(fk)
+            extra[name] = exists
+            derived.add(name)
+            column_for_rule[index] = name
+            orphan_rows = np.flatnonzero(~exists)
+            fk_orphans[fk.name] = int(len(orphan_rows))
+            shown = orphan_rows[:SAMPLE_LIMIT]
+            wanted = list(dict.fromkeys([*key_columns, *fk.columns]))
+            picked = data.select(wanted).take(pa.array(shown, type=pa.int64())).to_pylist()
+            fk_samples[fk.name] = [plain(row) for row in picked]
+        elif rule.kind in ("between", "in_set") and data is not None:
+            column = rule.columns[0]
+            type_ = data.schema.field(column).type
+            wants_number = rule.kind == "between" or any(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in rule.value_set
+            )
+            if wants_number and _needs_numeric(type_):
+                # numeric and other exact types are stored as PostgreSQL text; compare as numbers.
+                name = numeric.get(column)
+                if name is None:
+                    name = numeric[column] = f"{column} (as number)"
+                    text = data.column(column).cast(pa.string()).to_pandas()
+                    extra[name] = pd.to_numeric(text, errors="coerce")
+                    derived.add(name)
+                column_for_rule[index] = name
+            else:
+                column_for_rule[index] = column
+        else:
+            column_for_rule[index] = rule.columns[0] if rule.columns else ""
+
+    # FK child columns were only needed for the lookup and the samples taken above.
+    used = set(column_for_rule.values())
+    keep = [c for c in raw_columns if c in key_columns or c in used]
+    if data is not None:
+        data = data.select(keep)
+        df = _to_pandas(data) if data.num_columns else pd.DataFrame(index=pd.RangeIndex(rows))
+        del data
+    else:
+        df = pd.DataFrame(index=pd.RangeIndex(rows))
+    for column in mask_columns:
+        df[column] = _null_mask(reader, table, column, rows)
+        derived.add(column)
+    for name, values in extra.items():
+        df[name] = values
+    return Frame(
+        df=df,
+        key_columns=key_columns,
+        column_for_rule=column_for_rule,
+        derived=derived,
+        fk_samples=fk_samples,
+        fk_orphans=fk_orphans,
+    )
+

@@ -1,0 +1,320 @@
+"""Great Expectations 1.x suites generated from the catalog, run on one snapshot or database.
+
+One suite per table, named by its qualified name; every expectation carries its family in
+`meta`, so results fold back into the five check families. Each table is validated through an
+ephemeral GX context on a pandas DataFrame of only the columns the suite needs (see `frames`).
+
+Great Expectations is imported inside these functions only: importing it costs seconds and
+~140 MB, and must never happen when the Dagster definitions load.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable, Mapping
+
+from ..catalog import Catalog, Table
+from . import plan as plans
+from .frames import Frame, build_frame
+from .plan import Rule, TablePlan
+from .readers import PostgresReader, SnapshotReader
+from .results import SAMPLE_LIMIT, FamilyResult, RuleOutcome, TableQuality, plain
+
+DATASOURCE = "skillswap_snapshot"
+
+
+def _expectation(rule: Rule, index: int, column: str, source_rows: int, unique_key: bool):
+    import great_expectations.expectations as gxe
+
+    common = {"meta": {"family": rule.family, "rule": index}, "notes": rule.description}
+    if rule.kind == "row_count":
+        return gxe.ExpectTableRowCountToEqual(value=source_rows, **common)
+    if rule.kind == "not_null":
+        return gxe.ExpectColumnValuesToNotBeNull(column=column, **common)
+    if rule.kind == "unique":
+        return gxe.ExpectColumnValuesToBeUnique(column=column, **common)
+    if rule.kind == "compound_unique":
+        # UNIQUE constraints let rows with a NULL part repeat; a primary key has no NULLs at all.
+        ignore = "any_value_is_missing" if unique_key else "all_values_are_missing"
+        return gxe.ExpectCompoundColumnsToBeUnique(column_list=list(rule.columns), ignore_row_if=ignore, **common)
+    if rule.kind == "between":
+        return gxe.ExpectColumnValuesToBeBetween(
+            column=column,
+            min_value=rule.min_value,
+            max_value=rule.max_value,
+            strict_min=rule.strict_min,
+            strict_max=rule.strict_max,
+            **common,
+        )
+    if rule.kind == "in_set":
+        return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.value_set), **common)
+    if rule.kind == "foreign_key":
+        return gxe.ExpectColumnValuesToBeInSet(
+            column=column, value_set=[True], description=rule.description, **common
+        )
+    raise ValueError(f"unknown rule kind {rule.kind}")
+
+
+def build_suite(table: Table, plan: TablePlan, source_rows: int, column_for_rule: Mapping[int, str] | None = None):
+    """The table's ExpectationSuite; `column_for_rule` maps rules onto derived frame columns."""
+    import great_expectations as gx
+
+    mapping = column_for_rule or {}
+    unique_keys = {tuple(k) for k in table.unique_keys} - {tuple(table.primary_key)}
+    expectations = [
+        _expectation(
+            rule,
+            i,
+            mapping.get(i, rule.columns[0] if rule.columns else ""),
+            source_rows,
+            unique_key=tuple(rule.columns) in unique_keys,
+        )
+        for i, rule in enumerate(plan.rules)
+    ]
+    return gx.ExpectationSuite(
+        name=table.qualified,
+        expectations=expectations,
+        meta={"table": table.qualified, "skipped": [n for notes in plan.skipped.values() for n in notes]},
+    )
+
+
+def ephemeral_context():
+    """An in-memory GX context with progress bars off and no default (temporary) docs site."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+class QualityValidator:
+    """One ephemeral GX context that validates tables one after another (memory: one table's
+    key columns at a time)."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.plans = plans.plan_catalog(catalog)
+        self.context = ephemeral_context()
+        self.datasource = self.context.data_sources.add_pandas(DATASOURCE)
+
+    def _forget(self, name: str) -> None:
+        """Drop what a previous validation of `name` left, so tables can be validated again."""
+        for remove in (
+            lambda: self.context.validation_definitions.delete(name),
+            lambda: self.context.suites.delete(name),
+            lambda: self.datasource.delete_asset(name),
+        ):
+            try:
+                remove()
+            except Exception:  # noqa: BLE001 - nothing to forget is the common case
+                pass
+
+    def validate_table(self, table: Table, reader: SnapshotReader) -> TableQuality:
+        plan = self.plans.get(table.qualified) or plans.plan_table(table, self.catalog)
+        result = TableQuality(table=table.qualified, asset_path=list(table.asset_path), rows=None, source_rows=None)
+        try:
+            result.source_rows = reader.source_row_count(table)
+            result.rows = reader.row_count(table)
+            frame = build_frame(table, plan, reader, self.catalog)
+        except Exception as error:  # noqa: BLE001 - any read failure becomes a failed, named result
+            return failed_result(
+                self.catalog, table, f"{type(error).__name__}: {error}", rows=result.rows, source_rows=result.source_rows
+            )
+        big = len(frame.df) >= 100_000
+        try:
+            gx_result = self._run(table, plan, frame, result.source_rows)
+        finally:
+            del frame.df
+            if big:
+                gc.collect()  # return a large table's frame before the next one is read
+        result.gx_result = plain(gx_result.to_json_dict())
+        result.families = _fold(plan, frame, gx_result, result)
+        return result
+
+    def _run(self, table: Table, plan: TablePlan, frame: Frame, source_rows: int):
+        import great_expectations as gx
+
+        name = table.qualified
+        self._forget(name)
+        suite = self.context.suites.add(build_suite(table, plan, source_rows, frame.column_for_rule))
+        batch = self.datasource.add_dataframe_asset(name).add_batch_definition_whole_dataframe("snapshot")
+        definition = self.context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_LIMIT}
+        if frame.key_columns:
+            result_format["unexpected_index_column_names"] = list(frame.key_columns)
+        try:
+            return definition.run(batch_parameters={"dataframe": frame.df}, result_format=result_format)
+        finally:
+            self._forget(name)
+
+
+def failed_result(
+    catalog: Catalog, table: Table, error: str, *, rows: int | None = None, source_rows: int | None = None
+) -> TableQuality:
+    """A table that could not be validated: every family it has fails, naming the error."""
+    plan = plans.plan_table(table, catalog)
+    result = TableQuality(
+        table=table.qualified, asset_path=list(table.asset_path), rows=rows, source_rows=source_rows, error=error
+    )
+    for family in plan.families():
+        result.families[family] = FamilyResult(
+            family=family,
+            passed=False,
+            expected=_expected_text(family, plan, source_rows),
+            observed=f"not validated: {error}",
+            skipped=list(plan.skipped.get(family, [])),
+        )
+    return result
+
+
+def _expected_text(family: str, plan: TablePlan, source_rows: int | None) -> str:
+    rules = plan.rules_for(family)
+    if family == plans.ROW_COUNT:
+        return f"{source_rows if source_rows is not None else '?'} rows (count(*) in the source snapshot)"
+    if not rules:
+        return "nothing checkable (see skipped)"
+    return "; ".join(r.description for r in rules)
+
+
+def _sample_entry(raw, rule: Rule, column: str, frame: Frame) -> dict:
+    """The offending row by its primary key (or row number), plus the rule's column values."""
+    if not isinstance(raw, dict):
+        entry = {"row": plain(raw)}
+        raw = {}
+    else:
+        entry = {k: plain(raw[k]) for k in frame.key_columns if k in raw}
+    for name in rule.columns:
+        source = column if rule.kind in ("between", "in_set") else name
+        if name not in entry and source in raw:
+            entry[name] = plain(raw[source])
+    return entry
+
+
+def _violation_text(rule: Rule, count: int) -> str:
+    cols = ", ".join(rule.columns)
+    if rule.kind == "not_null":
+        return f"{cols}: {count} NULL row(s)"
+    if rule.kind in ("unique", "compound_unique"):
+        return f"({cols}): {count} row(s) share a duplicated key"
+    if rule.kind == "foreign_key":
+        return f"{rule.foreign_key.name}: {count} orphan row(s)"
+    if rule.kind in ("between", "in_set"):
+        return f"{cols}: {count} row(s) violate {rule.constraint}"
+    return f"{count} violating row(s)"
+
+
+def _fold(plan: TablePlan, frame: Frame, gx_result, table_result: TableQuality) -> dict[str, FamilyResult]:
+    """Fold expectation results into one FamilyResult per family."""
+    by_rule = {}
+    for item in gx_result.results:
+        by_rule[int(item.expectation_config.meta["rule"])] = item
+    families: dict[str, FamilyResult] = {}
+    for family in plan.families():
+        outcomes: list[RuleOutcome] = []
+        for index, rule in enumerate(plan.rules):
+            if rule.family != family:
+                continue
+            item = by_rule.get(index)
+            column = frame.column_for_rule.get(index, "")
+            outcomes.append(_outcome(rule, column, item, frame))
+        passed = all(o.passed for o in outcomes)
+        unexpected = sum(o.unexpected_count for o in outcomes)
+        sample: list[dict] = []
+        for outcome in outcomes:
+            for entry in outcome.sample:
+                if entry not in sample and len(sample) < SAMPLE_LIMIT:
+                    sample.append(entry)
+        if family == plans.ROW_COUNT:
+            observed = f"{table_result.rows} rows in the snapshot"
+            unexpected = abs((table_result.rows or 0) - (table_result.source_rows or 0))
+        elif not outcomes:
+            observed = "no rule could be checked"
+        elif passed:
+            observed = "no violation"
+        else:
+            observed = "; ".join(
+                o.error or _violation_text(rule, o.unexpected_count)
+                for rule, o in zip(plan.rules_for(family), outcomes)
+                if not o.passed
+            )
+        families[family] = FamilyResult(
+            family=family,
+            passed=passed,
+            expected=_expected_text(family, plan, table_result.source_rows),
+            observed=observed,
+            unexpected_count=unexpected,
+            sample=sample,
+            rules=outcomes,
+            skipped=list(plan.skipped.get(family, [])),
+        )
+    return families
+
+
+def _outcome(rule: Rule, column: str, item, frame: Frame) -> RuleOutcome:
+    if item is None:
+        return RuleOutcome(rule.description, rule.kind, passed=False, error="expectation did not run")
+    info = item.exception_info or {}
+    error = ""
+    if info.get("raised_exception"):
+        error = str(info.get("exception_message") or "expectation raised an error").splitlines()[0]
+    details = item.result or {}
+    if rule.kind == "foreign_key":
+        sample = frame.fk_samples.get(rule.foreign_key.name, [])
+    else:
+        sample = [_sample_entry(raw, rule, column, frame) for raw in details.get("partial_unexpected_index_list") or []]
+        unique_sample = []
+        for entry in sample:
+            if entry not in unique_sample:
+                unique_sample.append(entry)
+        sample = unique_sample
+    observed = details.get("observed_value")
+    return RuleOutcome(
+        description=rule.description,
+        expectation=item.expectation_config.type,
+        passed=bool(item.success) and not error,
+        unexpected_count=int(details.get("unexpected_count") or 0),
+        observed=plain(observed),
+        sample=sample[:SAMPLE_LIMIT],
+        error=error,
+    )
+
+
+def validate_snapshot(
+    catalog: Catalog,
+    reader: SnapshotReader,
+    *,
+    tables: Iterable[str] | None = None,
+    on_table: Callable[[TableQuality], None] | None = None,
+) -> list[TableQuality]:
+    """Validate every table (or the named ones) of one snapshot, one table at a time."""
+    validator = QualityValidator(catalog)
+    wanted = set(tables) if tables is not None else None
+    results = []
+    for table in catalog.tables:
+        if wanted is not None and table.qualified not in wanted:
+            continue
+        result = validator.validate_table(table, reader)
+        if on_table is not None:
+            on_table(result)
+        results.append(result)
+    return results
+
+
+def validate_database(
+    catalog: Catalog,
+    url: str,
+    *,
+    expected_rows: Mapping[str, int] | None = None,
+    tables: Iterable[str] | None = None,
+) -> list[TableQuality]:
+    """Validate a live database (e.g. a restore target) with the same suites: counts against
+    `expected_rows` (the snapshot's source counts), keys, NOT NULL, CHECKs, foreign keys."""
+    with PostgresReader.connect(url, expected_rows=expected_rows) as reader:
+        return validate_snapshot(catalog, reader, tables=tables)
