@@ -67,14 +67,43 @@ def backup_partition(key: str, instance: dg.DagsterInstance, *, expect_success: 
 
 
 def step_failures(result) -> list[str]:
-    return [
-        f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[-1] if event.step_failure_data.error.message.strip() else ''}"
-        for event in result.all_events
-        if event.is_step_failure
-    ]
+    """`step: message` per failed step (a dg.Failure's description, else the error's last line)."""
+    found = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            message = data.user_failure_data.description
+        else:
+            lines = data.error.message.strip().splitlines() if data.error else []
+            message = lines[-1] if lines else ""
+        found.append(f"{event.step_key}: {message}")
+    return found
 
 
 def copy_snapshot(src_root: Path, key: str, dst_root: Path, new_key: str | None = None) -> Path:
     target = dst_root / (new_key or key)
     shutil.copytree(src_root / key, target)
     return target
+
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(Path(__import__("sys").executable).parent / "skillswap-backup")
+
+
+@contextmanager
+def cli_instance(tmp: Path) -> Iterator[dict[str, str]]:
+    """Environment for CLI subprocesses: the project's dagster.yaml in a temporary DAGSTER_HOME,
+    its storage in a scratch database (dropped after)."""
+    home = tmp / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    with scratch_database("ssb_test_lc_dagster") as url:
+        yield {"DAGSTER_HOME": str(home), "DAGSTER_PG_URL": url.replace("postgresql://", "postgresql+psycopg2://")}
+
+
+def cli_env(**values: str) -> dict[str, str]:
+    """The current environment minus the project's settings, plus `values`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "BACKUP_", "DAGSTER_", "SOURCE_", "NEW_DATABASE"))}
+    return {**base, **values}

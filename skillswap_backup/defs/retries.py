@@ -24,6 +24,7 @@ RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONEN
 # SQLSTATE classes that no retry can fix: privileges (42501), undefined objects (42P01, 42703),
 # invalid authorization (28xxx), invalid catalog name (3D000), data exceptions in the table (22xxx).
 _PERMANENT_SQLSTATE_PREFIXES = ("28", "3D", "42", "22")
+_PERMANENT_DUMP_WORDS = ("permission denied", "password authentication failed", "does not exist", "server version mismatch")
 _PERMANENT_CONNECT_HINTS = ("check the user and password", "check the database name", "not a valid PostgreSQL")
 
 
@@ -40,6 +41,8 @@ def is_permanent(error: BaseException) -> bool:
         return state.startswith(_PERMANENT_SQLSTATE_PREFIXES)
     if type(error).__name__ == "EncryptionError":
         return True
+    if type(error).__name__ == "DumpError":  # pg_dump's own words, as it printed them
+        return any(words in str(error) for words in _PERMANENT_DUMP_WORDS)
     return False
 
 
