@@ -54,12 +54,15 @@ def test_manifest_records_everything_a_restore_and_an_audit_need(snapshot):
     users = catalog_tables["public.users"]
     assert users["primary_key"] == ["id"] and users["tier"] == "critical"
     assert {c["name"]: c["pg_type"] for c in users["columns"]}["email"].startswith(("text", "character varying"))
-    on_disk = set(SnapshotStore(str(root), KEY).list_files()) - {"manifest.json", "verified.json"}
-    assert {f["path"] for f in body["files"]} == on_disk
+    on_disk = {p for p in SnapshotStore(str(root), KEY).list_files() if not p.startswith("reports/")}
+    assert {f["path"] for f in body["files"]} == on_disk - {"manifest.json", "verified.json"}
     for entry in body["files"]:
         assert len(entry["sha256"]) == 64 and entry["bytes"] > 0
         if ".parquet" in entry["path"]:
             assert entry["rows"] == pq.ParquetFile(root / KEY / entry["path"]).metadata.num_rows
+    for name, table in body["tables"].items():
+        json_files = [f for f in body["files"] if f["path"] in table["files"] and f["path"].startswith("json/")]
+        assert [f["rows"] for f in json_files] == [table["rows"]], name
     assert "postgres@" not in json.dumps(body) and "password=" not in json.dumps(body)
 
 
@@ -103,6 +106,13 @@ def test_missing_and_extra_files_are_reported_by_name(copy):
         ("extra", "tables/swap_ratings/part-00001.parquet"),
         ("missing", "tables/swap_ratings/part-00000.parquet"),
     ]
+
+
+def test_reports_written_after_the_manifest_are_not_extra_files(copy):
+    root, store = copy
+    (root / KEY / "reports").mkdir(exist_ok=True)
+    (root / KEY / "reports" / "index.html").write_text("<html></html>")
+    assert _problems(store) == []
 
 
 def test_rows_are_checked_even_when_the_hash_matches(copy):

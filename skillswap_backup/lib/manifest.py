@@ -48,7 +48,12 @@ def build_manifest(
     missing = [t.qualified for t in catalog.tables if t.qualified not in table_metas]
     if missing:
         raise IncompleteSnapshot(f"snapshot {partition_key} lacks tables: {', '.join(missing)}; re-run the partition")
-    files = [f for meta in table_metas.values() for f in meta["files"]] + extra_files
+    # A JSON export holds its table's rows, one object per line: record them as for Parquet parts.
+    files = [
+        {**f, "rows": meta["rows"]} if f.get("rows") is None and f["path"].startswith("json/") else f
+        for meta in table_metas.values()
+        for f in meta["files"]
+    ] + extra_files
     return {
         "format": MANIFEST_FORMAT,
         "partition_key": partition_key,

@@ -20,8 +20,10 @@ from .manifest import IncompleteSnapshot, list_snapshots, read_manifest, tool_ve
 from .storage import ENCRYPTED_SUFFIX, MANIFEST, SnapshotStore
 
 VERIFIED = "verified.json"
-# Files a snapshot may hold beyond what its manifest lists: the manifest and what is written after it.
+# Files a snapshot may hold beyond what its manifest lists: the manifest and what is written after
+# it about the snapshot (this verification; the quality reports and Data Docs under reports/).
 AFTER_MANIFEST = (MANIFEST, VERIFIED)
+AFTER_MANIFEST_FOLDERS = ("reports/",)
 
 
 class VerifyFailed(Exception):
@@ -119,7 +121,8 @@ def verify_snapshot(store: SnapshotStore, *, check_rows: bool = True) -> VerifyR
     expected_rows = _expected_rows(body)
     actual_rows: dict[str, int] = {}
 
-    for path in sorted(on_storage - set(listed) - set(AFTER_MANIFEST)):
+    unlisted = on_storage - set(listed) - set(AFTER_MANIFEST)
+    for path in sorted(p for p in unlisted if not p.startswith(AFTER_MANIFEST_FOLDERS)):
         report.problems.append(Problem(path, "extra", "on storage but not in the manifest"))
     for path, entry in sorted(listed.items()):
         if path not in on_storage:
