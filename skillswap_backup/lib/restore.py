@@ -82,10 +82,6 @@ class RestorePlan:
     existing: list[str] = field(default_factory=list)  # restored tables present in the target before
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def partial(self) -> bool:
-        return set(self.tables) != set(self.requested) or bool(self.requested)
-
 
 def open_snapshot(root: str, partition_key: str | None) -> tuple[SnapshotStore, dict]:
     """The store and manifest of a complete snapshot (the newest one when no key is given)."""
@@ -319,7 +315,7 @@ def apply_schema(store: SnapshotStore, manifest: dict, target_url: str, plan: Re
     if plan.mode == "data-only":
         return 0.0
     entries = schema_objects.load_entries(schema_objects_of(store, manifest))
-    selected = schema_objects.select_entries(entries, set(plan.tables))
+    selected = schema_objects.select_entries(entries, set(plan.tables), partial=bool(plan.requested))
     with pg.connect(target_url, purpose="restore target", autocommit=True) as conn:
         if plan.clean:
             _clean(conn, plan, tables, selected)
@@ -358,7 +354,7 @@ def apply_post_data(store: SnapshotStore, manifest: dict, target_url: str, plan:
         return 0.0
     started = time.monotonic()
     entries = schema_objects.load_entries(schema_objects_of(store, manifest))
-    selected = schema_objects.select_entries(entries, set(plan.tables))
+    selected = schema_objects.select_entries(entries, set(plan.tables), partial=bool(plan.requested))
     with schema_archive(store, manifest) as archive, pg.libpq_env(target_url) as env:
         listing = pgdump.write_toc_list((e.toc for e in selected), archive.with_suffix(".list"))
         parallel = ["--single-transaction"] if plan.jobs == 1 else [f"--jobs={plan.jobs}"]

@@ -45,6 +45,38 @@ LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 GROUP BY w.id
 """
 
+# The reverse walk: which tables use a shared object (a type, a domain, a function, a sequence)
+# through columns, defaults, triggers, constraints, indexes or other shared objects.
+_USED_BY_SQL = """
+WITH RECURSIVE up(id, classid, objid) AS (
+    SELECT id, classid, objid FROM unnest(%(ids)s::int[], %(classids)s::oid[], %(objids)s::oid[]) AS e(id, classid, objid)
+    UNION
+    SELECT u.id, x.classid, x.objid
+    FROM up u
+    CROSS JOIN LATERAL (
+        SELECT d.classid, d.objid FROM pg_depend d
+        WHERE d.refclassid = u.classid AND d.refobjid = u.objid AND d.deptype IN ('n', 'a', 'i')
+        UNION ALL
+        SELECT 'pg_type'::regclass, k.contypid FROM pg_constraint k
+        WHERE u.classid = 'pg_constraint'::regclass AND k.oid = u.objid AND k.contypid <> 0
+    ) x
+    WHERE NOT (u.classid = 'pg_class'::regclass
+               AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = u.objid AND c.relkind IN ('r', 'p', 'f', 'v', 'm')))
+)
+SELECT u.id, array_agg(DISTINCT n.nspname || '.' || c.relname)
+FROM up u
+CROSS JOIN LATERAL (
+    SELECT u.objid WHERE u.classid = 'pg_class'::regclass
+    UNION ALL SELECT a.adrelid FROM pg_attrdef a WHERE u.classid = 'pg_attrdef'::regclass AND a.oid = u.objid
+    UNION ALL SELECT t.tgrelid FROM pg_trigger t WHERE u.classid = 'pg_trigger'::regclass AND t.oid = u.objid
+    UNION ALL SELECT k.conrelid FROM pg_constraint k WHERE u.classid = 'pg_constraint'::regclass AND k.oid = u.objid
+    UNION ALL SELECT i.indrelid FROM pg_index i WHERE u.classid = 'pg_class'::regclass AND i.indexrelid = u.objid
+) owner(rel)
+JOIN pg_class c ON c.oid = owner.rel AND c.relkind IN ('r', 'p', 'f')
+JOIN pg_namespace n ON n.oid = c.relnamespace
+GROUP BY u.id
+"""
+
 # How COMMENT entries name table-attached objects: "TABLE x", "COLUMN x.c", "INDEX i",
 # "CONSTRAINT c ON x", … with identifiers quoted as pg_dump's fmtId (= quote_ident) does.
 _DETAILS_SQL = """
@@ -107,6 +139,10 @@ def annotate(conn: psycopg.Connection, toc: list[TocEntry]) -> dict:
     }
     attached = dict(conn.execute(_ATTACHED_SQL, params).fetchall())
     details = {row[0]: row[1:] for row in conn.execute(_DETAILS_SQL, params).fetchall()}
+    shared = [e for e in objects if not attached.get(e.dump_id) and e.tableoid not in (PG_EXTENSION, PG_NAMESPACE)]
+    used_by = dict(conn.execute(_USED_BY_SQL, {
+        "ids": [e.dump_id for e in shared], "classids": [e.tableoid for e in shared], "objids": [e.oid for e in shared],
+    }).fetchall())
     entries = []
     # COMMENT and SEQUENCE OWNED BY entries carry no oid; they follow the object their text names.
     prefixes: list[tuple[str, list[str], bool]] = []  # (text prefix, tables, prefix-only match)
@@ -122,6 +158,8 @@ def annotate(conn: psycopg.Connection, toc: list[TocEntry]) -> dict:
             "kind": _kind(entry),
             "address": [address_type, list(names or []), list(args or [])] if address_type else None,
             "identity": identity,
+            "schema": address_schema(address_type, names, schema),
+            "used_by": sorted(used_by.get(entry.dump_id, [])),
         }
         if entry.tableoid == PG_EXTENSION:
             record["extension"] = {"name": ext_name, "schema": ext_schema}
@@ -141,7 +179,8 @@ def annotate(conn: psycopg.Connection, toc: list[TocEntry]) -> dict:
             if entry.text.startswith(prefix):
                 tables = owners
                 break
-        entries.append({"id": entry.dump_id, "line": entry.line, "tables": tables, "kind": _kind(entry), "address": None, "identity": None})
+        entries.append({"id": entry.dump_id, "line": entry.line, "tables": tables, "kind": _kind(entry),
+                        "address": None, "identity": None, "schema": None, "used_by": []})
     position = {e.dump_id: i for i, e in enumerate(toc)}
     entries.sort(key=lambda record: position[record["id"]])
     sequences = [
@@ -149,6 +188,13 @@ def annotate(conn: psycopg.Connection, toc: list[TocEntry]) -> dict:
         for s, n, t, c, v in conn.execute(_SEQUENCES_SQL).fetchall()
     ]
     return {"format": OBJECTS_FORMAT, "entries": entries, "sequences": sequences}
+
+
+def address_schema(address_type: str | None, names, schema: str | None) -> str | None:
+    """The schema an object lives in (a schema entry: the schema itself)."""
+    if address_type == "schema":
+        return names[0] if names else None
+    return schema
 
 
 def _kind(entry: TocEntry) -> str:
@@ -175,6 +221,8 @@ class ObjectEntry:
     address: tuple | None
     identity: str | None
     extension: dict | None = None
+    schema: str | None = None
+    used_by: tuple[str, ...] = ()  # for shared objects: the tables that use them
 
     @property
     def toc(self) -> TocEntry:
@@ -193,19 +241,29 @@ def load_entries(payload: dict) -> list[ObjectEntry]:
             address=tuple(e["address"]) if e.get("address") else None,
             identity=e.get("identity"),
             extension=e.get("extension"),
+            schema=e.get("schema"),
+            used_by=tuple(e.get("used_by", ())),
         )
         for e in payload["entries"]
     ]
 
 
-def select_entries(entries: list[ObjectEntry], tables: set[str]) -> list[ObjectEntry]:
+def select_entries(entries: list[ObjectEntry], tables: set[str], *, partial: bool = False) -> list[ObjectEntry]:
     """The entries a restore of `tables` (qualified names) applies with pg_restore.
 
     Extensions are created by the restore itself (to give a clear error where the target forbids
-    them), and ACLs are never restored, so both are left out here.
+    them), and ACLs are never restored, so both are left out here. A partial restore leaves out
+    shared objects only tables outside it use (a sequence behind another table's default), and
+    creates only the schemas something it restores lives in; a full one recreates everything.
     """
-    return [
+    kept = [
         e
         for e in entries
         if e.kind not in ("extension", "extension_comment", "acl") and set(e.tables) <= tables
     ]
+    if not partial:
+        return kept
+    kept = [e for e in kept if not e.used_by or set(e.used_by) & tables]
+    used = {e.schema for e in kept if e.kind != "schema"} | {q.split(".", 1)[0] for q in tables}
+    used |= {e.extension["schema"] for e in entries if e.kind == "extension" and e.extension}
+    return [e for e in kept if e.kind != "schema" or e.schema in used]

@@ -1,0 +1,111 @@
+"""Shared set-up for the restore tests: sources backed up by the real backup job, restore runs
+through the real Dagster `restore` job, and comparisons of databases as PostgreSQL prints them."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+
+from skillswap_backup_tests.lifecycle_support import discover, environment
+from skillswap_backup_tests.pgtools import scratch_database
+
+TORTURE_SQL = Path(__file__).with_name("restore_torture.sql")
+
+# Objects a restore must bring back, counted per kind in the schemas of the source.
+OBJECTS_SQL = """
+SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated
+FROM pg_constraint WHERE connamespace::regnamespace::text = ANY(%(schemas)s) AND conrelid <> 0
+UNION ALL SELECT 'index ' || indexrelid::regclass::text || ' ' || pg_get_indexdef(indexrelid) FROM pg_index
+    WHERE indrelid::regclass::text NOT LIKE 'pg_%%' AND (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = indrelid) = ANY(%(schemas)s)
+UNION ALL SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname FROM pg_trigger
+    WHERE NOT tgisinternal AND (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = tgrelid) = ANY(%(schemas)s)
+UNION ALL SELECT 'comment ' || objoid::regclass::text || ' ' || objsubid || ' ' || description FROM pg_description
+    WHERE classoid = 'pg_class'::regclass AND (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = objoid) = ANY(%(schemas)s)
+UNION ALL SELECT 'view ' || c.oid::regclass::text || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
+    WHERE relkind = 'v' AND relnamespace::regnamespace::text = ANY(%(schemas)s)
+UNION ALL SELECT 'type ' || t.oid::regtype::text FROM pg_type t
+    WHERE typtype IN ('e', 'd') AND typnamespace::regnamespace::text = ANY(%(schemas)s)
+UNION ALL SELECT 'default ' || adrelid::regclass::text || ' ' || pg_get_expr(adbin, adrelid) FROM pg_attrdef
+    WHERE (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = adrelid) = ANY(%(schemas)s)
+UNION ALL SELECT 'extension ' || extname FROM pg_extension WHERE extname <> 'plpgsql'
+ORDER BY 1
+"""
+
+
+def schema_objects(url: str, schemas: list[str]) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute(OBJECTS_SQL, {"schemas": schemas}).fetchall()]
+
+
+def tables_in(url: str, schemas: list[str]) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_schema = ANY(%s) AND table_type = 'BASE TABLE'",
+            (schemas,),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def rows_as_text(url: str, qualified: str) -> list[str]:
+    schema, name = qualified.split(".", 1)
+    with psycopg.connect(url) as conn:
+        query = sql.SQL("SELECT zz_row::text FROM {} zz_row").format(sql.Identifier(schema, name))
+        return sorted(r[0] for r in conn.execute(query).fetchall())
+
+
+def sequence_states(url: str) -> dict[str, tuple[int, bool]]:
+    with psycopg.connect(url) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'S' "
+            "AND c.relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()]
+        return {
+            name: tuple(conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(name))).fetchone())
+            for name in names
+        }
+
+
+@contextmanager
+def torture_source(prefix: str, tmp: Path) -> Iterator[str]:
+    """A scratch database holding the type-torture schema, discovered, with the env pointing at it."""
+    with scratch_database(prefix) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(TORTURE_SQL.read_text())
+        discover(url, tmp / "catalog.json")
+        with environment(DATABASE_URL=url, BACKUP_ROOT=str(tmp / "backups"), BACKUP_CATALOG=str(tmp / "catalog.json")):
+            yield url
+
+
+def restore_run(instance: dg.DagsterInstance, target_url: str, **config) -> dg.ExecuteInProcessResult:
+    """The real `restore` job, its target given through NEW_DATABASE_URL as in production."""
+    from skillswap_backup.definitions import build_definitions
+
+    with environment(NEW_DATABASE_URL=target_url):
+        job = build_definitions().resolve_job_def("restore")
+        return job.execute_in_process(
+            run_config={"ops": {"restore_plan": {"config": config}}}, instance=instance, raise_on_error=False
+        )
+
+
+def failure_messages(result) -> list[str]:
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            messages.append(error.message.strip())
+    return messages
+
+
+def report_of(result) -> dict:
+    for event in result.all_events:
+        if event.is_successful_output and event.step_key == "verify_restore":
+            return event.step_output_data.metadata["report_json"].value
+    raise AssertionError("no restore report: " + "; ".join(failure_messages(result)))
