@@ -241,3 +241,17 @@ def test_lifecycle_definitions_load(source):
     assert {s.name for s in defs.schedules} == {BACKUP_SCHEDULE, VERIFY_SCHEDULE}
     assert {s.name for s in defs.sensors} == {"snapshot_freshness", EXPIRY_SENSOR}
     assert {j.name for j in defs.jobs} == {"verify", "prune"}
+
+
+def test_freshness_check_runs_in_dagster(root):
+    from skillswap_backup.definitions import build_definitions
+
+    check_key = dg.AssetCheckKey(dg.AssetKey(["skillswap", "manifest"]), FRESHNESS_CHECK)
+    job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(check_key))
+    with environment(BACKUP_ROOT=str(root)):
+        defs = dg.Definitions.merge(build_definitions(), dg.Definitions(jobs=[job]))
+        with dg.instance_for_test() as instance:
+            result = defs.resolve_job_def("freshness_only").execute_in_process(instance=instance)
+    (evaluation,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    # The copied snapshot finished minutes ago (real clock): fresh.
+    assert evaluation.passed and evaluation.description.startswith(f"fresh: newest snapshot {KEY}")

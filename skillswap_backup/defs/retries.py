@@ -63,7 +63,7 @@ def fail_fast(what: str) -> Iterator[None]:
     except Exception as error:
         if is_permanent(error):
             message = describe(error)
-            if what not in message:
+            if what.rsplit(" ", 1)[-1] not in message:  # name the table unless the message already does
                 message = f"{what}: {message}"
             raise dg.Failure(description=message, allow_retries=False) from error
         raise
