@@ -76,7 +76,10 @@ def step_failures(result) -> list[str]:
         if data.user_failure_data is not None and data.user_failure_data.description:
             message = data.user_failure_data.description
         else:
-            lines = data.error.message.strip().splitlines() if data.error else []
+            error = data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            lines = error.message.strip().splitlines() if error else []
             message = lines[-1] if lines else ""
         found.append(f"{event.step_key}: {message}")
     return found

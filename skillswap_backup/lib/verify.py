@@ -46,7 +46,8 @@ class VerifyReport:
     manifest_sha256: str
     files: int = 0
     bytes: int = 0
-    rows_checked: int = 0
+    rows_checked: int = 0  # rows of the tables whose every Parquet part was counted and matched
+    tables_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     restore_test: dict | None = None
@@ -62,7 +63,8 @@ class VerifyReport:
             restored = ""
             if self.restore_test:
                 restored = f"; restore test passed ({self.restore_test.get('tables', '?')} tables, {self.restore_test.get('rows', '?')} rows)"
-            return f"snapshot {self.partition_key} verified: {self.files} files, {self.bytes} bytes, {self.rows_checked} rows{restored}"
+            rows = f"; rows of {self.tables_checked} tables ({self.rows_checked} rows) match" if self.tables_checked else ""
+            return f"snapshot {self.partition_key} verified: {self.files} files, {self.bytes} bytes{rows}{restored}"
         parts = [str(p) for p in self.problems]
         if self.restore_test is not None and not self.restore_test.get("ok"):
             parts.append(f"restore test failed: {self.restore_test.get('error', 'see the log')}")
@@ -78,6 +80,7 @@ class VerifyReport:
             "files": self.files,
             "bytes": self.bytes,
             "rows_checked": self.rows_checked,
+            "tables_checked": self.tables_checked,
             "problems": [asdict(p) for p in self.problems],
             "notes": self.notes,
             "restore_test": self.restore_test,
@@ -150,8 +153,6 @@ def verify_snapshot(store: SnapshotStore, *, check_rows: bool = True) -> VerifyR
         actual_rows[path] = rows
         if rows != expected_rows[path]:
             report.problems.append(Problem(path, "rows", f"{rows} rows, the manifest says {expected_rows[path]}"))
-        else:
-            report.rows_checked += rows
 
     encrypted_unread = [p for p in expected_rows if p.endswith(ENCRYPTED_SUFFIX) and p not in actual_rows]
     if check_rows and encrypted_unread and not can_decrypt:
@@ -165,6 +166,9 @@ def verify_snapshot(store: SnapshotStore, *, check_rows: bool = True) -> VerifyR
             total = sum(actual_rows[p] for p in parts)
             if total != table["rows"]:
                 report.problems.append(Problem(name, "rows", f"Parquet parts hold {total} rows, the table has {table['rows']}"))
+            else:
+                report.tables_checked += 1
+                report.rows_checked += total
         for path in table["files"]:
             if path not in listed:
                 report.problems.append(Problem(path, "missing", f"file of table {name} has no entry in the manifest's file list"))
