@@ -9,7 +9,7 @@ export NEW_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/skillswap_restor
 export DAGSTER_PG_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/skillswap_dagster
 export DAGSTER_HOME ?= $(CURDIR)
 
-.PHONY: install system-deps demo test bench ui clean
+.PHONY: install system-deps demo test bench ui clean verify status
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,13 @@ test: install
 
 bench: install
 	$(PY) bench/run.py
+
+# Check the newest snapshot against its manifest and restore it into a scratch database (dropped after).
+verify: install
+	$(CLI) verify --restore-test
+
+status: install
+	$(CLI) status
 
 ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
