@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Callable
 
+import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -24,6 +25,10 @@ from .settings import SettingMissing
 from .storage import SnapshotStore
 
 SCRATCH_PREFIX = "ssb_restore_test_"
+
+
+class RestoreTestError(Exception):
+    """One clear line: why the restore test could not run at all."""
 
 describe = pg.describe
 
@@ -40,14 +45,27 @@ def _on_database(url: str, dbname: str) -> str:
 
 
 def _admin_url(url: str) -> str:
-    """A maintenance database on the same server to CREATE/DROP from (not the target itself)."""
+    """A database to run CREATE/DROP DATABASE from: the URL's own when it exists (hosted providers
+    may not let you into `postgres`), else the server's `postgres`."""
+    try:
+        with pg.connect(url, purpose="restore-test server"):
+            return url
+    except pg.DatabaseError as error:
+        if "does not exist" not in str(error):
+            raise
     return _on_database(url, "postgres")
 
 
 def create_scratch(server_url: str) -> str:
     name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
     with pg.connect(_admin_url(server_url), purpose="restore-test server", autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.InsufficientPrivilege:
+            raise RestoreTestError(
+                f"cannot create a scratch database on {pg.describe(server_url).rsplit('/', 1)[0]}: the role lacks CREATEDB; "
+                "give it CREATEDB or pass --target-url of a server where it may create databases"
+            ) from None
     return name
 
 
@@ -91,9 +109,13 @@ def run(store: SnapshotStore, server_url: str, *, log: Callable[[str], None] = l
     """Restore the snapshot into a fresh scratch database, validate, drop; return a JSON-able result."""
     body = read_manifest(store)
     started = time.monotonic()
-    name = create_scratch(server_url)
+    result: dict = {"server": pg.describe(server_url).rsplit("/", 1)[0], "database": None, "dropped": True}
+    try:
+        name = result["database"] = create_scratch(server_url)
+    except (RestoreTestError, pg.DatabaseError) as error:
+        log(f"restore test could not start: {error}")
+        return {**result, "ok": False, "error": str(error), "seconds": round(time.monotonic() - started, 2)}
     target = _on_database(server_url, name)
-    result: dict = {"server": pg.describe(server_url).rsplit("/", 1)[0], "database": name}
     try:
         result.update(_restore_into(store, target, log))
         found = validate(target, body)

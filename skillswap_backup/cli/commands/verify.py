@@ -37,7 +37,7 @@ def run(args) -> int:
         print(f"  note: {note}")
     if args.restore_test and not report.problems:
         server = restore_test.scratch_server_url(args.target_url)
-        print(f"restore test: restoring {key} into a scratch database on {restore_test.describe(server)}")
+        print(f"restore test: restoring {key} into a scratch database on {restore_test.describe(server).rsplit('/', 1)[0]}")
         report.restore_test = restore_test.run(store, server, log=lambda line: print(f"  {line}"))
     verify.record(store, report)
     if not report.ok:
