@@ -14,6 +14,7 @@ from .defs.backup.manifest_asset import build_manifest_asset
 from .defs.backup.table_assets import build_table_assets
 from .defs.lifecycle import build_lifecycle_definitions
 from .defs.partitions import snapshot_partitions
+from .defs.quality.wiring import build_snapshot_checks
 from .defs.resources import BackupStorage, SourceDatabase
 from .defs.restore import RestoreTarget, build_restore_job
 from .lib import settings
@@ -31,7 +32,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[*table_assets, *dump_assets, build_manifest_asset(catalog, partitions, upstream)],
         jobs=[backup_job, build_restore_job(), *lifecycle.jobs],
-        asset_checks=[*lifecycle.asset_checks],
+        asset_checks=[*lifecycle.asset_checks, *build_snapshot_checks(catalog, partitions)],
         schedules=[*lifecycle.schedules],
         sensors=[*lifecycle.sensors],
         resources={

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from skillswap_backup.defs.quality import build_table_checks
+from skillswap_backup.defs.quality import ChecksUnavailable, build_table_checks
 from skillswap_backup.lib.catalog import Catalog, CheckConstraint, Column, ForeignKey, Table
 from skillswap_backup.lib.quality import (
     FAMILIES,
@@ -506,6 +506,29 @@ def test_dagster_runs_only_the_checks_of_one_table_for_a_partition(tmp_path):
         assert {e.asset_check_key for e in evaluations} == wanted
         assert all(e.passed and e.partition == partition for e in evaluations)
         assert not result.get_asset_materialization_events()
+
+
+def test_dagster_checks_when_the_snapshot_cannot_be_read(tmp_path):
+    partition = "2026-01-04"
+    assets, _ = _dagster_defs(tmp_path, {partition: clean_data()})
+
+    def missing(context):
+        raise FileNotFoundError(f"no snapshot folder for {context.partition_key}")
+
+    def locked(context):
+        raise ChecksUnavailable("the snapshot is encrypted and this run has no key to read it")
+
+    with dg.instance_for_test() as instance:
+        checks = build_table_checks(CATALOG, partitions_def=PARTITIONS, reader_for=missing)
+        run = dg.materialize([*assets, *checks], partition_key=partition, instance=instance, raise_on_error=False)
+        assert not run.success
+        evaluations = run.get_asset_check_evaluations()
+        assert len(evaluations) == 21 and not any(e.passed for e in evaluations)
+        assert all("no snapshot folder for 2026-01-04" in e.metadata["error"].value for e in evaluations)
+
+        checks = build_table_checks(CATALOG, partitions_def=PARTITIONS, reader_for=locked)
+        run = dg.materialize([*assets, *checks], partition_key=partition, instance=instance)
+        assert run.success and run.get_asset_check_evaluations() == []
 
 
 def test_loading_the_checks_does_not_import_great_expectations():

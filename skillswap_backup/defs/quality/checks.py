@@ -29,7 +29,14 @@ from ...lib.quality.readers import SnapshotReader
 from ...lib.quality.results import FamilyResult, TableQuality, text_summary
 
 ReaderFor = Callable[[dg.AssetCheckExecutionContext], SnapshotReader]
-OnResults = Callable[[dg.AssetCheckExecutionContext, list[TableQuality]], None]
+# May return metadata (e.g. a link to the Data Docs) to attach to every check result.
+OnResults = Callable[[dg.AssetCheckExecutionContext, list[TableQuality]], "dict | None"]
+
+
+class ChecksUnavailable(Exception):
+    """Raised by `reader_for` when this run cannot read the snapshot for a legitimate reason
+    (e.g. it is encrypted and no identity is configured): the checks report nothing, with a
+    warning, rather than failing a snapshot they could not look at."""
 
 
 def default_asset_key(table: Table) -> dg.AssetKey:
@@ -103,7 +110,9 @@ def _rules_markdown(family: FamilyResult) -> str:
     return "\n".join(lines)
 
 
-def check_result(result: TableQuality, family_name: str, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
+def check_result(
+    result: TableQuality, family_name: str, asset_key: dg.AssetKey, extra_metadata: dict | None = None
+) -> dg.AssetCheckResult:
     """The Dagster view of one family's result, with metadata a person can act on."""
     family = result.families[family_name]
     metadata: dict[str, object] = {
@@ -123,6 +132,7 @@ def check_result(result: TableQuality, family_name: str, asset_key: dg.AssetKey)
         metadata["skipped"] = "\n".join(family.skipped)
     if result.error:
         metadata["error"] = result.error
+    metadata.update(extra_metadata or {})
     failed_severity = dg.AssetCheckSeverity.ERROR if family.blocking else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         asset_key=asset_key,
@@ -173,15 +183,24 @@ def _build_step(
     def _quality(context: dg.AssetCheckExecutionContext) -> Iterable[dg.AssetCheckResult]:
         selected = set(context.selected_asset_check_keys)
         chosen = [t for t in tables if any(k.asset_key == asset_key_for(t) for k in selected)]
-        results = _validate(catalog, chosen, context, reader_for)
+        try:
+            results = _validate(catalog, chosen, context, reader_for)
+        except ChecksUnavailable as reason:
+            context.log.warning(f"data-quality checks not run: {reason}")
+            return
         context.log.info(text_summary(results))
+        extra = None
         if on_results is not None:
-            on_results(context, results)
+            try:
+                extra = on_results(context, results)
+            except Exception as error:  # noqa: BLE001 - the verdicts matter more than their report
+                context.log.error(f"could not store the quality report: {type(error).__name__}: {error}")
+                extra = {"report_error": f"{type(error).__name__}: {error}"}
         for table, result in zip(chosen, results):
             key = asset_key_for(table)
             for family in result.families:
                 if dg.AssetCheckKey(key, family) in selected:
-                    yield check_result(result, family, key)
+                    yield check_result(result, family, key, extra)
 
     return _quality
 
@@ -193,6 +212,8 @@ def _validate(
 
     try:
         reader = reader_for(context)
+    except ChecksUnavailable:
+        raise
     except Exception as error:  # noqa: BLE001 - every selected check must still report, as failed
         message = f"cannot open the snapshot: {type(error).__name__}: {error}"
         context.log.error(message)
