@@ -24,7 +24,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from . import json_export, pgtypes
+from . import json_export, pgtypes, sanitize
 from .catalog import Table
 from .storage import SnapshotStore, StoredFile
 
@@ -53,6 +53,7 @@ class TableBackup:
     json_columns_dropped: list[str] = field(default_factory=list)
     json_excluded: bool = False
     preview: list[dict] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)  # security findings, e.g. plaintext passwords
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -266,6 +267,7 @@ def backup_table(
     json_out = None if json_plan.excluded else _JsonWriter(store, table)
     checksum_query = pgtypes.checksum_sql(table)
     rows = 0
+    plaintext_passwords: list[str] = []
     pending: list[Future] = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"backup-{table.name}") as pool:
         checksum = pool.submit(lambda: checksum_conn.execute(checksum_query).fetchone()) if checksum_conn else None
@@ -282,6 +284,9 @@ def backup_table(
                             pending.pop(0).result()  # bound the batches in flight
                     parts.write(batch)
                     rows += batch.num_rows
+                    plaintext_passwords += [
+                        c for c in sanitize.find_plaintext_password_columns(table, batch) if c not in plaintext_passwords
+                    ]
             for future in pending:
                 future.result()
             files = parts.finish()
@@ -306,7 +311,19 @@ def backup_table(
         json_columns_dropped=list(json_plan.dropped),
         json_excluded=json_plan.excluded,
         preview=json_out.preview if json_out is not None else [],
+        findings=[plaintext_password_finding(table, column) for column in plaintext_passwords],
     )
+
+
+def plaintext_password_finding(table: Table, column: str) -> dict:
+    """A password-named column holding values that are not password hashes."""
+    return {
+        "kind": "plaintext_password",
+        "table": table.qualified,
+        "column": column,
+        "message": f"{table.qualified}.{column} looks like it stores passwords in plaintext (values that are "
+        "not password hashes); hash them in the app (bcrypt, scrypt or argon2) and rotate them",
+    }
 
 
 def _write_json(json_out: _JsonWriter, json_plan, batch: pa.RecordBatch, previous: Future | None) -> None:

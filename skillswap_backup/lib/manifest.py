@@ -70,6 +70,7 @@ def build_manifest(
         },
         "files": sorted(files, key=lambda f: f["path"]),
         "quality": quality or {},
+        "findings": [f for _, meta in sorted(table_metas.items()) for f in meta.get("findings", [])],
         "catalog": json.loads(catalog.to_json()),
     }
 

@@ -75,3 +75,5 @@ def print_summary(body: dict, store: SnapshotStore) -> None:
     print(f"  Parquet (full fidelity{', encrypted' if body['encrypted'] else ''}): {store.url('tables')}")
     print(f"  JSON (sanitized): {store.url('json')}")
     print(f"  manifest: {store.url('manifest.json')}")
+    for finding in body.get("findings", []):
+        print(f"security finding: {finding['message']}")

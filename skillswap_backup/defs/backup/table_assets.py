@@ -83,6 +83,8 @@ def _build_table_asset(
         parquet = [f for f in result.files if ".parquet" in f.path]
         json_files = [f for f in result.files if f.path.startswith("json/")]
         context.log.info(f"{table.qualified}: {result.rows} rows in {result.seconds}s")
+        for finding in result.findings:
+            context.log.warning(f"security finding: {finding['message']}")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows,
@@ -96,6 +98,7 @@ def _build_table_asset(
                 "seconds": result.seconds,
                 "meta": store.url(meta.path),
                 "preview": dg.MetadataValue.md(_preview_markdown(result.preview)),
+                "security_findings": "; ".join(f["message"] for f in result.findings) or "none",
             }
         )
 
