@@ -3,6 +3,9 @@ through the real Dagster `restore` job, and comparisons of databases as PostgreS
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +18,25 @@ from skillswap_backup_tests.lifecycle_support import discover, environment
 from skillswap_backup_tests.pgtools import scratch_database
 
 TORTURE_SQL = Path(__file__).with_name("restore_torture.sql")
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "skillswap-backup")
+SECRET = "pw-Never-Print-Me-5519"
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The installed CLI in a clean environment (only `env` for our settings)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "NEW_DATABASE_URL", "BACKUP_", "DAGSTER_"))}
+    return subprocess.run([CLI, *args], env={**base, **env}, capture_output=True, text=True, timeout=600)
+
+
+def one_line(stderr: str, *needles: str) -> str:
+    """The single line a failed command printed on stderr, checked for `needles` and no secret."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert SECRET not in stderr
+    return lines[0]
 
 # Objects a restore must bring back, counted per kind in the schemas of the source.
 OBJECTS_SQL = """
@@ -80,6 +102,19 @@ def torture_source(prefix: str, tmp: Path) -> Iterator[str]:
         discover(url, tmp / "catalog.json")
         with environment(DATABASE_URL=url, BACKUP_ROOT=str(tmp / "backups"), BACKUP_CATALOG=str(tmp / "catalog.json")):
             yield url
+
+
+def backup_snapshot(key: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """Materialize every asset of the backup (tables, schema, full dump, manifest) for one
+    partition, as the backup job does, without its data-quality checks (tested on their own)."""
+    from skillswap_backup.definitions import build_definitions
+
+    defs = build_definitions()
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    result = dg.materialize(assets, partition_key=key, instance=instance, resources=defs.resources, raise_on_error=False)
+    if not result.success:
+        raise AssertionError(f"backup of {key} failed: " + "; ".join(failure_messages(result)))
+    return result
 
 
 def restore_run(instance: dg.DagsterInstance, target_url: str, **config) -> dg.ExecuteInProcessResult:

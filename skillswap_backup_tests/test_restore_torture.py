@@ -16,9 +16,9 @@ from skillswap_backup.lib import dumps, pg
 from skillswap_backup.lib.catalog import load_catalog
 from skillswap_backup.lib.manifest import read_manifest
 from skillswap_backup.lib.storage import SnapshotStore
-from skillswap_backup_tests.lifecycle_support import backup_partition
 from skillswap_backup_tests.pgtools import database_name, scratch_database
 from skillswap_backup_tests.restore_support import (
+    backup_snapshot,
     failure_messages,
     report_of,
     restore_run,
@@ -38,7 +38,7 @@ def torture(tmp_path_factory):
     """The torture schema backed up once by the real backup job; yields (source url, tmp, catalog, instance)."""
     tmp = tmp_path_factory.mktemp("torture")
     with torture_source("ssb_test_rt_src", tmp) as url, dg.instance_for_test() as instance:
-        backup_partition(KEY, instance)
+        backup_snapshot(KEY, instance)
         yield url, tmp, load_catalog(tmp / "catalog.json"), instance
 
 

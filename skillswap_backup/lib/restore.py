@@ -154,6 +154,23 @@ def target_state(conn: psycopg.Connection, tables: list[Table]) -> tuple[list[st
     return existing, with_rows
 
 
+def column_differences(conn: psycopg.Connection, tables: list[Table]) -> list[str]:
+    """For --data-only: restored columns the target lacks, and columns it cannot be loaded into."""
+    problems = []
+    for table in tables:
+        live = dict(conn.execute(
+            "SELECT attname, attgenerated FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (_regclass_text(table),),
+        ).fetchall())
+        lacking = [c.name for c in pgtypes.restore_columns(table) if c.name not in live]
+        generated = [c.name for c in pgtypes.restore_columns(table) if live.get(c.name)]
+        if lacking:
+            problems.append(f"{table.qualified} lacks column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}")
+        if generated:
+            problems.append(f"{table.qualified} computes {', '.join(generated)} (generated there, stored in the snapshot)")
+    return problems
+
+
 def plan_restore(store: SnapshotStore, manifest: dict, target_url: str, options: RestoreOptions) -> RestorePlan:
     if options.mode not in MODES:
         raise RestoreError(f"unknown mode {options.mode!r}; modes are {', '.join(MODES)}")
@@ -185,6 +202,13 @@ def plan_restore(store: SnapshotStore, manifest: dict, target_url: str, options:
             raise RestoreError(
                 f"--data-only loads into existing tables, but the target {pg.describe(target_url)} lacks "
                 f"{', '.join(missing)}; create them (e.g. run the app's migrations) or restore without --data-only"
+            )
+        with pg.connect(target_url, purpose="restore target") as conn:
+            drift = column_differences(conn, tables)
+        if drift:
+            raise RestoreError(
+                f"--data-only: the target's tables differ from snapshot {store.partition_key}: {'; '.join(drift)}; "
+                "bring the target's schema up to date (the app's migrations) or restore without --data-only"
             )
     return RestorePlan(
         root=store.root,

@@ -141,6 +141,15 @@ def _text_like(pg_type: str) -> bool:
     return pg_type.startswith(("text", "character varying", "varchar", "citext"))
 
 
+def _index_columns(conn: psycopg.Connection, table: Table, index: str) -> list[str]:
+    """Columns of the unique index a violation names (a constraint's index shares its name)."""
+    regclass = sql.Identifier(table.schema, index).as_string(conn)
+    return [r[0] for r in conn.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+        "WHERE i.indexrelid = to_regclass(%s)", (regclass,)
+    ).fetchall()]
+
+
 def smoke_test(conn: psycopg.Connection, table: Table, sequence: str, column: str) -> tuple[str | None, str | None]:
     """(what happened, problem): insert a copy of a row (unique text values replaced) with a fresh
     key from the sequence, inside a transaction that is rolled back."""
@@ -183,8 +192,7 @@ def _smoke_insert(conn, table: Table, sequence: str, column: str, insert, high) 
         return f"{table.qualified}: insert got {column}={new}", None
     except pg_errors.UniqueViolation as error:
         constraint = error.diag.constraint_name or ""
-        keys = [k for k in (table.primary_key, *table.unique_keys) if column in k]
-        if keys:
+        if column in _index_columns(conn, table, constraint):
             return None, f"{table.qualified}: a new row's {column} collides with a restored one ({constraint}); its sequence was not advanced"
     except psycopg.Error:
         pass

@@ -63,23 +63,36 @@ def report_of(result) -> dict:
 def run(args) -> int:
     url = use_target_url(args)
     _ensure_target(url)
+    options = restore.RestoreOptions(
+        snapshot=args.snapshot,
+        mode="data-only" if args.data_only else "full",
+        tables=tuple(settings.split_list(args.tables)),
+        tier=args.tier,
+        clean=args.clean,
+        source=args.source,
+        jobs=args.jobs,
+    )
+    # The same checks the job's first step makes, here first: a refused target or an unknown
+    # snapshot or table is one line, before any run starts.
+    store, manifest = restore.open_snapshot(settings.backup_root(), options.snapshot)
+    plan = restore.plan_restore(store, manifest, url, options)
+    print(f"restoring snapshot {plan.partition_key} from {store.url()} into {plan.target} "
+          f"({len(plan.tables)} tables, {plan.mode}, from {plan.source})")
     config = {
-        "snapshot": args.snapshot,
-        "mode": "data-only" if args.data_only else "full",
-        "tables": settings.split_list(args.tables),
-        "tier": args.tier,
-        "clean": args.clean,
-        "source": args.source,
-        "jobs": args.jobs,
+        "snapshot": plan.partition_key,
+        "mode": options.mode,
+        "tables": list(options.tables),
+        "tier": options.tier,
+        "clean": options.clean,
+        "source": options.source,
+        "jobs": options.jobs,
     }
-    print(f"restoring {args.snapshot or 'the newest snapshot'} from {settings.backup_root()} into {pg.describe(url)}")
-    instance = dagster_instance()
     result = launch(
         "restore",
-        instance=instance,
-        tags={"skillswap/target": pg.describe(url), **({"skillswap/snapshot": args.snapshot} if args.snapshot else {})},
+        instance=dagster_instance(),
+        tags={"skillswap/target": plan.target, "skillswap/snapshot": plan.partition_key},
         run_config={"ops": {"restore_plan": {"config": config}}},
-        what="restore",
+        what=f"restore of {plan.partition_key} into {plan.target}",
     )
     report = restore_verify.RestoreReport.from_dict(report_of(result))
     for line in report.lines():
