@@ -32,6 +32,7 @@ demo: install
 	$(CLI) demo-db
 	$(CLI) discover
 	$(CLI) backup
+	$(CLI) restore --clean
 
 test: install
 	$(PY) -m pytest -q
