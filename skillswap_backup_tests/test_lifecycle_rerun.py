@@ -84,9 +84,10 @@ def test_failed_partition_reruns_to_a_complete_consistent_snapshot(tmp_path: Pat
             retried = {e.step_key for e in failed.all_events if e.event_type_value in ("STEP_UP_FOR_RETRY", "STEP_RESTARTED")}
             assert f"skillswap__{REVOKED}" not in retried
             assert password not in json.dumps([str(e) for e in failed.all_events])
-            # The tables after it still read fine in the same snapshot (the failure did not abort it).
+            # The failure did not abort the run's snapshot transaction for the tables read after it.
+            assert not [f for f in failures if "transaction is aborted" in f]
             materialized = {e.asset_key.path[-1] for e in failed.get_asset_materialization_events()}
-            assert {"users", "messages", "notifications"} <= materialized
+            assert {"users", "skills", "swap_requests"} <= materialized
             assert REVOKED not in materialized
         assert KEY not in list_snapshots(str(root))
 
@@ -108,3 +109,35 @@ def test_failed_partition_reruns_to_a_complete_consistent_snapshot(tmp_path: Pat
         assert body["tables"][f"public.{REVOKED}"]["rows"] == 8
         source = _source_checksums(owner_url, body)
         assert {name: (t["rows"], t["checksum"]) for name, t in body["tables"].items()} == source
+
+
+def test_one_failing_table_leaves_the_snapshot_usable_for_the_next(tmp_path: Path):
+    """The savepoint around each table: after `permission denied`, the same snapshot reads on."""
+    import pytest
+
+    from skillswap_backup.defs import retries
+    from skillswap_backup.defs.resources import SourceDatabase
+    from skillswap_backup.lib import backup, sanitize
+    from skillswap_backup.lib.catalog import load_catalog
+
+    with demo_source("ssb_test_lc_savepoint", tmp_path) as owner_url, backup_role(owner_url) as (role_url, _):
+        _grant(owner_url, role_url, grant=False)
+        catalog = load_catalog(tmp_path / "catalog.json")
+        store = SnapshotStore(str(tmp_path / "backups"), KEY)
+        source = SourceDatabase(url=role_url)
+        snapshot = source.snapshot()
+        try:
+            def read(name: str):
+                table = catalog.table(name)
+                plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=False)
+                with retries.savepoint(snapshot.conn, snapshot.side_conn):
+                    return backup.backup_table(snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id,
+                                               json_plan=plan, checksum_conn=snapshot.side_conn)
+
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                read(REVOKED)
+            after = read("swap_requests")
+            assert after.rows == 10 and after.snapshot_id == snapshot.snapshot_id
+        finally:
+            snapshot.conn.close()
+            snapshot.side_conn.close()
