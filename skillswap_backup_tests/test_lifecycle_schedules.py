@@ -13,7 +13,7 @@ from skillswap_backup.cli.main import main
 from skillswap_backup.defs.lifecycle import build_lifecycle_definitions
 from skillswap_backup.defs.lifecycle.jobs import verify_job
 from skillswap_backup.defs.lifecycle.schedules import BACKUP_SCHEDULE, VERIFY_SCHEDULE, verify_cron
-from skillswap_backup.defs.lifecycle.sensors import EXPIRY_SENSOR, FINAL_TAG, FRESHNESS_CHECK, build_sensors
+from skillswap_backup.defs.lifecycle.sensors import EXPIRY_CHECK, EXPIRY_SENSOR, FINAL_TAG, FRESHNESS_CHECK, build_sensors
 from skillswap_backup.defs.partitions import snapshot_partitions
 from skillswap_backup.defs.resources import BackupStorage
 from skillswap_backup.lib import freshness, verify
@@ -147,7 +147,8 @@ def test_freshness_check_is_defined_on_the_manifest(source):
 
     defs = build_definitions()
     keys = {key for check in defs.asset_checks for key in check.check_keys}
-    assert dg.AssetCheckKey(dg.AssetKey(["skillswap", "manifest"]), FRESHNESS_CHECK) in keys
+    manifest = dg.AssetKey(["skillswap", "manifest"])
+    assert {dg.AssetCheckKey(manifest, FRESHNESS_CHECK), dg.AssetCheckKey(manifest, EXPIRY_CHECK)} <= keys
 
 
 # ---- expiry ----------------------------------------------------------------------------------------
@@ -161,9 +162,12 @@ def _expiry(root: Path, now: datetime, expires_in_days: int | None, warn: str | 
 
 def test_expiry_sensor_is_quiet_without_a_date_or_far_from_it(root):
     now = _finished(root) + timedelta(hours=1)
-    assert "not set" in _expiry(root, now, None).skip_reason.skip_message
+    unset = _expiry(root, now, None)
+    assert "not set" in unset.skip_reason.skip_message and not unset.asset_events
     far = _expiry(root, now, 30)
     assert not far.run_requests and "expires in 30 days" in far.skip_reason.skip_message
+    (check,) = far.asset_events
+    assert check.check_name == EXPIRY_CHECK and check.passed and check.metadata["days_left"].value == 30
 
 
 def test_expiry_sensor_launches_a_final_backup_of_the_current_window_once(root):
@@ -173,6 +177,9 @@ def test_expiry_sensor_launches_a_final_backup_of_the_current_window_once(root):
     expected_key = snapshot_partitions().get_partition_key_for_timestamp(now.timestamp())
     assert (request.job_name, request.partition_key) == ("backup", expected_key)
     assert request.tags[FINAL_TAG] == (now.date() + timedelta(days=3)).isoformat()
+    (check,) = first.asset_events
+    assert check.check_name == EXPIRY_CHECK and not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "SOURCE DATABASE EXPIRES IN 3 DAYS" in check.description and "NO FINAL SNAPSHOT" in check.description
     # The same run key on every tick: Dagster launches it once.
     assert second.run_requests[0].run_key == request.run_key
 
@@ -197,6 +204,7 @@ def test_expiry_sensor_rests_once_the_final_snapshot_restored(root):
     result = _expiry(root, now, 5)
     assert not result.run_requests
     assert f"verified final snapshot {KEY}" in result.skip_reason.skip_message
+    assert result.asset_events[0].passed and result.asset_events[0].metadata["verified_final_snapshot"].value == KEY
 
 
 def test_expiry_status_lines(root):
@@ -255,3 +263,18 @@ def test_freshness_check_runs_in_dagster(root):
     (evaluation,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     # The copied snapshot finished minutes ago (real clock): fresh.
     assert evaluation.passed and evaluation.description.startswith(f"fresh: newest snapshot {KEY}")
+
+
+def test_expiry_check_runs_in_dagster_and_fails_loudly_inside_the_window(root):
+    from skillswap_backup.definitions import build_definitions
+
+    check_key = dg.AssetCheckKey(dg.AssetKey(["skillswap", "manifest"]), EXPIRY_CHECK)
+    job = dg.define_asset_job("expiry_only", selection=dg.AssetSelection.checks(check_key))
+    expires = (datetime.now(timezone.utc).date() + timedelta(days=4)).isoformat()
+    with environment(BACKUP_ROOT=str(root), SOURCE_EXPIRES_ON=expires, EXPIRY_WARN_DAYS="7"):
+        defs = dg.Definitions.merge(build_definitions(), dg.Definitions(jobs=[job]))
+        with dg.instance_for_test() as instance:
+            result = defs.resolve_job_def("expiry_only").execute_in_process(instance=instance, raise_on_error=False)
+    (evaluation,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert "SOURCE DATABASE EXPIRES IN 4 DAYS" in evaluation.description

@@ -10,14 +10,14 @@ import dagster as dg
 
 from .jobs import prune_job, verify_job
 from .schedules import build_schedules
-from .sensors import Clock, build_freshness_check, build_sensors, utc_now
+from .sensors import Clock, build_sensors, build_status_checks, utc_now
 
 
 def build_lifecycle_definitions(*, backup_job, partitions, clock: Clock = utc_now) -> dg.Definitions:
     """Jobs, schedules, sensors and the freshness check, to merge into the project's definitions."""
     return dg.Definitions(
         jobs=[verify_job, prune_job],
-        asset_checks=[build_freshness_check(partitions)],
+        asset_checks=build_status_checks(partitions),
         schedules=build_schedules(backup_job, verify_job),
         sensors=build_sensors(backup_job=backup_job, verify_job=verify_job, partitions=partitions, clock=clock),
     )

@@ -5,8 +5,10 @@ from pydantic import Field
 
 from ...lib import restore_test, retention, verify
 from ...lib.manifest import IncompleteSnapshot
+from ...lib.settings import SettingMissing
 from ..backup.manifest_asset import MANIFEST_KEY
 from ..resources import BackupStorage
+from ..retries import RETRY_POLICY
 
 VERIFY_JOB = "verify"
 PRUNE_JOB = "prune"
@@ -31,7 +33,12 @@ def verify_run_config(*, snapshot: str = "", restore_test: bool = False) -> dict
     return {"ops": {VERIFY_OP: {"config": {"snapshot": snapshot, "restore_test": restore_test}}}}
 
 
-@dg.op(name=VERIFY_OP, description="Re-read every file of a snapshot and check sha256, bytes and rows against its manifest.")
+# A storage hiccup is retried; a snapshot that fails verification is a Failure without retries.
+@dg.op(
+    name=VERIFY_OP,
+    description="Re-read every file of a snapshot and check sha256, bytes and rows against its manifest.",
+    retry_policy=RETRY_POLICY,
+)
 def verify_snapshot_op(context: dg.OpExecutionContext, config: VerifyConfig, storage: BackupStorage) -> None:
     try:
         key = verify.resolve_snapshot(storage.root, config.snapshot or None)
@@ -44,7 +51,11 @@ def verify_snapshot_op(context: dg.OpExecutionContext, config: VerifyConfig, sto
     for note in report.notes:
         context.log.warning(note)
     if config.restore_test and not report.problems:
-        report.restore_test = restore_test.run(store, restore_test.scratch_server_url(), log=context.log.info)
+        try:
+            server = restore_test.scratch_server_url()
+        except SettingMissing as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        report.restore_test = restore_test.run(store, server, log=context.log.info)
     verify.record(store, report)
     context.log_event(
         dg.AssetObservation(
@@ -65,7 +76,11 @@ def verify_snapshot_op(context: dg.OpExecutionContext, config: VerifyConfig, sto
     context.log.info(report.summary())
 
 
-@dg.op(name=PRUNE_OP, description="Delete snapshots beyond the newest N, only once a newer snapshot has verified.")
+@dg.op(
+    name=PRUNE_OP,
+    description="Delete snapshots beyond the newest N, only once a newer snapshot has verified.",
+    retry_policy=RETRY_POLICY,
+)
 def prune_snapshots_op(context: dg.OpExecutionContext, config: PruneConfig, storage: BackupStorage) -> None:
     keep = config.keep or retention.keep_from_env()
     decisions = retention.plan(storage.root, keep)

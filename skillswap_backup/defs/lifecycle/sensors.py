@@ -18,6 +18,7 @@ from .jobs import VERIFY_JOB, verify_run_config
 FRESHNESS_SENSOR = "snapshot_freshness"
 EXPIRY_SENSOR = "source_expiry"
 FRESHNESS_CHECK = "snapshot_fresh"
+EXPIRY_CHECK = "final_snapshot_before_expiry"
 FINAL_TAG = "skillswap/final_before_expiry"
 
 Clock = Callable[[], datetime]
@@ -54,14 +55,28 @@ def freshness_evaluation(current: freshness.LifecycleStatus) -> dg.AssetCheckEva
     )
 
 
-def build_freshness_check(partitions) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=MANIFEST_KEY,
-        name=FRESHNESS_CHECK,
-        description="Warns when the newest complete snapshot is older than the backup cadence allows.",
+def expiry_evaluation(current: freshness.LifecycleStatus) -> dg.AssetCheckEvaluation:
+    """Passes unless the source is inside its expiry window without a restore-tested final snapshot."""
+    final = current.verified_final
+    return dg.AssetCheckEvaluation(
+        asset_key=MANIFEST_KEY,
+        check_name=EXPIRY_CHECK,
+        passed=not current.in_expiry_window or final is not None,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=current.expiry_line(),
+        metadata={
+            "expires_on": current.expiry.expires_on.isoformat() if current.expiry.expires_on else "not set",
+            "days_left": current.days_left if current.days_left is not None else -1,
+            "warn_days": current.expiry.warn_days,
+            "verified_final_snapshot": final.key if final else "none",
+        },
     )
-    def snapshot_fresh(storage: BackupStorage) -> dg.AssetCheckResult:
-        evaluation = freshness_evaluation(status(storage, partitions, utc_now()))
+
+
+def _status_check(partitions, name: str, description: str, evaluate) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=MANIFEST_KEY, name=name, description=description)
+    def _check(storage: BackupStorage) -> dg.AssetCheckResult:
+        evaluation = evaluate(status(storage, partitions, utc_now()))
         return dg.AssetCheckResult(
             passed=evaluation.passed,
             severity=evaluation.severity,
@@ -69,7 +84,15 @@ def build_freshness_check(partitions) -> dg.AssetChecksDefinition:
             metadata=evaluation.metadata,
         )
 
-    return snapshot_fresh
+    return _check
+
+
+def build_status_checks(partitions) -> list[dg.AssetChecksDefinition]:
+    """The checks the sensors record; also runnable by hand from the manifest's page in the UI."""
+    return [
+        _status_check(partitions, FRESHNESS_CHECK, "Warns when the newest complete snapshot is older than the backup cadence allows.", freshness_evaluation),
+        _status_check(partitions, EXPIRY_CHECK, "Fails when SOURCE_EXPIRES_ON is near and no final snapshot has passed a restore test; says how many days are left.", expiry_evaluation),
+    ]
 
 
 def build_sensors(*, backup_job, verify_job, partitions, clock: Clock = utc_now) -> list[dg.SensorDefinition]:
@@ -97,16 +120,18 @@ def build_sensors(*, backup_job, verify_job, partitions, clock: Clock = utc_now)
         now = clock()
         current = status(storage, partitions, now)
         line = current.expiry_line()
-        if not current.in_expiry_window:
+        if current.expiry.expires_on is None:
             return dg.SensorResult(skip_reason=line)
+        events = [expiry_evaluation(current)]
+        if not current.in_expiry_window or current.verified_final is not None:
+            return dg.SensorResult(skip_reason=line, asset_events=events)
         context.log.warning(line)
         expires = current.expiry.expires_on.isoformat()
-        if current.verified_final is not None:
-            return dg.SensorResult(skip_reason=line)
         final = current.final_snapshot
         if final is None:
             key = partitions.get_partition_key_for_timestamp(now.timestamp())
             return dg.SensorResult(
+                asset_events=events,
                 run_requests=[
                     dg.RunRequest(
                         run_key=f"final-backup:{expires}",
@@ -117,6 +142,7 @@ def build_sensors(*, backup_job, verify_job, partitions, clock: Clock = utc_now)
                 ]
             )
         return dg.SensorResult(
+            asset_events=events,
             run_requests=[
                 dg.RunRequest(
                     run_key=f"final-verify:{expires}:{final.key}",
