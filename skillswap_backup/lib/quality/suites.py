@@ -86,7 +86,12 @@ def ephemeral_context():
         InMemoryStoreBackendDefaults,
         ProgressBarsConfig,
     )
+    from great_expectations.execution_engine import pandas_execution_engine
 
+    # GX fingerprints every pandas batch (an MD5 over hash_pandas_object of the whole frame) for
+    # its batch markers only; on string keys that costs ~200 bytes a row (≈185 MB at 1M rows).
+    # There is no setting for it: the module's size threshold is the only switch.
+    pandas_execution_engine.HASH_THRESHOLD = 0
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         progress_bars=ProgressBarsConfig(globally=False),
