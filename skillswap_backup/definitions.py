@@ -30,7 +30,7 @@ def build_definitions() -> dg.Definitions:
     backup_job = build_backup_job(partitions)
     lifecycle = build_lifecycle_definitions(backup_job=backup_job, partitions=partitions)
     return dg.Definitions(
-        assets=[*table_assets, *dump_assets, build_manifest_asset(catalog, partitions, upstream)],
+        assets=[*table_assets, *dump_assets, build_manifest_asset(catalog, partitions, upstream), *lifecycle.assets],
         jobs=[backup_job, build_restore_job(), *lifecycle.jobs],
         asset_checks=[*lifecycle.asset_checks, *build_snapshot_checks(catalog, partitions)],
         schedules=[*lifecycle.schedules],

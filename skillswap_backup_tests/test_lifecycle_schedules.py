@@ -13,7 +13,9 @@ from skillswap_backup.cli.main import main
 from skillswap_backup.defs.lifecycle import build_lifecycle_definitions
 from skillswap_backup.defs.lifecycle.jobs import verify_job
 from skillswap_backup.defs.lifecycle.schedules import BACKUP_SCHEDULE, VERIFY_SCHEDULE, verify_cron
-from skillswap_backup.defs.lifecycle.sensors import EXPIRY_CHECK, EXPIRY_SENSOR, FINAL_TAG, FRESHNESS_CHECK, build_sensors
+from skillswap_backup.defs.lifecycle.sensors import (
+    EXPIRY_CHECK, EXPIRY_SENSOR, FINAL_TAG, FRESHNESS_CHECK, SNAPSHOTS_KEY, build_sensors,
+)
 from skillswap_backup.defs.partitions import snapshot_partitions
 from skillswap_backup.defs.resources import BackupStorage
 from skillswap_backup.lib import freshness, verify
@@ -147,8 +149,13 @@ def test_freshness_check_is_defined_on_the_manifest(source):
 
     defs = build_definitions()
     keys = {key for check in defs.asset_checks for key in check.check_keys}
-    manifest = dg.AssetKey(["skillswap", "manifest"])
-    assert {dg.AssetCheckKey(manifest, FRESHNESS_CHECK), dg.AssetCheckKey(manifest, EXPIRY_CHECK)} <= keys
+    status_checks = {dg.AssetCheckKey(SNAPSHOTS_KEY, FRESHNESS_CHECK), dg.AssetCheckKey(SNAPSHOTS_KEY, EXPIRY_CHECK)}
+    assert status_checks <= keys
+    graph = defs.resolve_asset_graph()
+    assert graph.get(SNAPSHOTS_KEY).parent_keys == {dg.AssetKey(["skillswap", "manifest"])}
+    # They judge all snapshots, so backup runs (one partition) do not run them.
+    backup_checks = set(defs.resolve_job_def("backup").asset_layer.asset_graph.asset_check_keys)
+    assert not status_checks & backup_checks
 
 
 # ---- expiry ----------------------------------------------------------------------------------------
@@ -254,7 +261,7 @@ def test_lifecycle_definitions_load(source):
 def test_freshness_check_runs_in_dagster(root):
     from skillswap_backup.definitions import build_definitions
 
-    check_key = dg.AssetCheckKey(dg.AssetKey(["skillswap", "manifest"]), FRESHNESS_CHECK)
+    check_key = dg.AssetCheckKey(SNAPSHOTS_KEY, FRESHNESS_CHECK)
     job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(check_key))
     with environment(BACKUP_ROOT=str(root)):
         defs = dg.Definitions.merge(build_definitions(), dg.Definitions(jobs=[job]))
@@ -268,7 +275,7 @@ def test_freshness_check_runs_in_dagster(root):
 def test_expiry_check_runs_in_dagster_and_fails_loudly_inside_the_window(root):
     from skillswap_backup.definitions import build_definitions
 
-    check_key = dg.AssetCheckKey(dg.AssetKey(["skillswap", "manifest"]), EXPIRY_CHECK)
+    check_key = dg.AssetCheckKey(SNAPSHOTS_KEY, EXPIRY_CHECK)
     job = dg.define_asset_job("expiry_only", selection=dg.AssetSelection.checks(check_key))
     expires = (datetime.now(timezone.utc).date() + timedelta(days=4)).isoformat()
     with environment(BACKUP_ROOT=str(root), SOURCE_EXPIRES_ON=expires, EXPIRY_WARN_DAYS="7"):

@@ -10,12 +10,13 @@ import dagster as dg
 
 from .jobs import prune_job, verify_job
 from .schedules import build_schedules
-from .sensors import Clock, build_sensors, build_status_checks, utc_now
+from .sensors import Clock, build_sensors, build_status_checks, snapshots_asset, utc_now
 
 
 def build_lifecycle_definitions(*, backup_job, partitions, clock: Clock = utc_now) -> dg.Definitions:
-    """Jobs, schedules, sensors and the freshness check, to merge into the project's definitions."""
+    """The snapshots asset and its checks, jobs, schedules and sensors, to add to the project's definitions."""
     return dg.Definitions(
+        assets=[snapshots_asset()],
         jobs=[verify_job, prune_job],
         asset_checks=build_status_checks(partitions),
         schedules=build_schedules(backup_job, verify_job),

@@ -17,6 +17,9 @@ from .jobs import VERIFY_JOB, verify_run_config
 
 FRESHNESS_SENSOR = "snapshot_freshness"
 EXPIRY_SENSOR = "source_expiry"
+# The collection of complete snapshots, as one asset downstream of the per-partition manifest: the
+# freshness and expiry checks are about all snapshots, and living here keeps them out of backup runs.
+SNAPSHOTS_KEY = dg.AssetKey(["skillswap", "lifecycle", "snapshots"])  # a table could be named "snapshots"
 FRESHNESS_CHECK = "snapshot_fresh"
 EXPIRY_CHECK = "final_snapshot_before_expiry"
 FINAL_TAG = "skillswap/final_before_expiry"
@@ -41,7 +44,7 @@ def status(storage: BackupStorage, partitions, now: datetime) -> freshness.Lifec
 def freshness_evaluation(current: freshness.LifecycleStatus) -> dg.AssetCheckEvaluation:
     newest = current.newest
     return dg.AssetCheckEvaluation(
-        asset_key=MANIFEST_KEY,
+        asset_key=SNAPSHOTS_KEY,
         check_name=FRESHNESS_CHECK,
         passed=current.fresh,
         severity=dg.AssetCheckSeverity.WARN,
@@ -59,7 +62,7 @@ def expiry_evaluation(current: freshness.LifecycleStatus) -> dg.AssetCheckEvalua
     """Passes unless the source is inside its expiry window without a restore-tested final snapshot."""
     final = current.verified_final
     return dg.AssetCheckEvaluation(
-        asset_key=MANIFEST_KEY,
+        asset_key=SNAPSHOTS_KEY,
         check_name=EXPIRY_CHECK,
         passed=not current.in_expiry_window or final is not None,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -74,7 +77,7 @@ def expiry_evaluation(current: freshness.LifecycleStatus) -> dg.AssetCheckEvalua
 
 
 def _status_check(partitions, name: str, description: str, evaluate) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=MANIFEST_KEY, name=name, description=description)
+    @dg.asset_check(asset=SNAPSHOTS_KEY, name=name, description=description)
     def _check(storage: BackupStorage) -> dg.AssetCheckResult:
         evaluation = evaluate(status(storage, partitions, utc_now()))
         return dg.AssetCheckResult(
@@ -85,6 +88,16 @@ def _status_check(partitions, name: str, description: str, evaluate) -> dg.Asset
         )
 
     return _check
+
+
+def snapshots_asset() -> dg.AssetSpec:
+    return dg.AssetSpec(
+        SNAPSHOTS_KEY,
+        deps=[MANIFEST_KEY],
+        group_name="lifecycle",
+        kinds={"json"},
+        description="Every complete snapshot in BACKUP_ROOT: its freshness, and readiness before the source expires.",
+    )
 
 
 def build_status_checks(partitions) -> list[dg.AssetChecksDefinition]:
@@ -100,7 +113,7 @@ def build_sensors(*, backup_job, verify_job, partitions, clock: Clock = utc_now)
         name=FRESHNESS_SENSOR,
         minimum_interval_seconds=3600,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Hourly: records the snapshot_fresh check on the manifest; warns when the newest snapshot is late.",
+        description="Hourly: records the snapshot_fresh check on skillswap/lifecycle/snapshots; warns when the newest snapshot is late.",
     )
     def snapshot_freshness(context: dg.SensorEvaluationContext, storage: BackupStorage) -> dg.SensorResult:
         current = status(storage, partitions, clock())
