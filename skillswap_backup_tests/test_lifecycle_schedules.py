@@ -237,9 +237,14 @@ def test_cli_status_says_how_many_days_are_left(root, capsys):
     out = capsys.readouterr().out
     assert "SOURCE DATABASE EXPIRES IN 3 DAYS" in out
     assert code == 2 and "NOT VERIFIED" in out
+    (root / KEY / "json" / "users.json").write_text("[]\n")
+    store = SnapshotStore(str(root), KEY)
+    verify.record(store, verify.verify_snapshot(store))
     with environment(BACKUP_ROOT=str(root), SOURCE_EXPIRES_ON=(today + timedelta(days=40)).isoformat()):
         assert main(["status"]) == 0
-    assert "expires in 40 days" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "expires in 40 days" in out and f"{KEY}" in out and "VERIFY FAILED" in out
+    assert "newest verified snapshot: NONE" in out
 
 
 def test_bad_expiry_settings_are_one_clear_line(root, capsys):

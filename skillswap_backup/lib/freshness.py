@@ -57,6 +57,7 @@ class SnapshotInfo:
     finished_at: datetime
     verified: bool
     restore_tested: bool
+    verify_failed: bool = False  # the last verification of this very manifest found problems
 
 
 @dataclass
@@ -173,6 +174,7 @@ def snapshot_infos(root: str, encryption_config=None) -> list[SnapshotInfo]:
                 finished_at=_parse_time(body["finished_at"]),
                 verified=verified,
                 restore_tested=verified and bool((record.get("restore_test") or {}).get("ok")),
+                verify_failed=bool(record) and not verified,
             )
         )
     return infos

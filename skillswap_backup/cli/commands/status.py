@@ -27,7 +27,10 @@ def run(args) -> int:
     print(f"snapshots in {root}: {len(current.snapshots)} complete")
     newest_verified = current.newest_verified
     for info in current.snapshots[-5:]:
-        state = "verified + restore-tested" if info.restore_tested else "verified" if info.verified else "not verified"
+        state = (
+            "verified + restore-tested" if info.restore_tested else "verified" if info.verified
+            else "VERIFY FAILED (see verified.json)" if info.verify_failed else "not verified"
+        )
         print(f"  {info.key:14} finished {info.finished_at.isoformat(timespec='minutes'):25} {state}")
     print(current.freshness_line())
     print(f"newest verified snapshot: {newest_verified.key if newest_verified else 'NONE (run `skillswap-backup verify`)'}")

@@ -35,6 +35,8 @@ def run(args) -> int:
         print(f"  {problem}")
     for note in report.notes:
         print(f"  note: {note}")
+    if args.restore_test and report.problems:
+        print("restore test skipped: the snapshot's files did not verify")
     if args.restore_test and not report.problems:
         server = restore_test.scratch_server_url(args.target_url)
         print(f"restore test: restoring {key} into a scratch database on {restore_test.describe(server).rsplit('/', 1)[0]}")
