@@ -25,7 +25,9 @@ the same keys back (validated) — no superuser tricks such as session_replicati
 
 from __future__ import annotations
 
+import queue
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,7 +39,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from . import dumps, ordering, pg, pgdump, pgtypes, schema_objects
+from . import copy_text, dumps, ordering, pg, pgdump, pgtypes, schema_objects
 from .backup import apply_session_settings
 from .catalog import Catalog, Table
 from .manifest import IncompleteSnapshot, list_snapshots, read_manifest
@@ -380,6 +382,7 @@ def apply_post_data(store: SnapshotStore, manifest: dict, target_url: str, plan:
     entries = schema_objects.load_entries(schema_objects_of(store, manifest))
     selected = schema_objects.select_entries(entries, set(plan.tables), partial=bool(plan.requested))
     with schema_archive(store, manifest) as archive, pg.libpq_env(target_url) as env:
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {POST_DATA_SETTINGS}".strip()
         listing = pgdump.write_toc_list((e.toc for e in selected), archive.with_suffix(".list"))
         parallel = ["--single-transaction"] if plan.jobs == 1 else [f"--jobs={plan.jobs}"]
         pgdump.run_restore(
@@ -402,21 +405,52 @@ class TableLoad:
     seconds: float
 
 
-def _copy_sql(table: Table, *, freeze: bool) -> sql.Composed:
-    return sql.SQL("COPY {t} ({cols}) FROM STDIN (FORMAT csv{freeze})").format(
-        t=_ident(table),
-        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in pgtypes.restore_columns(table)),
-        freeze=sql.SQL(", FREEZE" if freeze else ""),
-    )
+RENDER_BATCH_ROWS = 16_384  # a few MB of COPY text per batch: small buffers, flat memory
+
+# Index builds and foreign-key checks of the post-data step sort whole tables; more memory than
+# the server default (64 MB) keeps those sorts in memory. Session-level, allowed for any role.
+POST_DATA_SETTINGS = "-c maintenance_work_mem=256MB -c work_mem=64MB"
+
+
+def _rendered(store: SnapshotStore, table: Table, depth: int = 2) -> Iterator[tuple[int, object]]:
+    """(rows, COPY text) per stored batch, rendered one batch ahead in a helper thread so that
+    reading Parquet and building text overlap with the server parsing the previous batch."""
+    pending: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in store.iter_batches(table, batch_size=RENDER_BATCH_ROWS):
+                if stop.is_set():
+                    return
+                if batch.num_rows:
+                    pending.put((batch.num_rows, copy_text.batch_to_copy_text(batch, table)))
+            pending.put(None)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            pending.put(error)
+
+    worker = threading.Thread(target=produce, name=f"render-{table.qualified}", daemon=True)
+    worker.start()
+    try:
+        while (item := pending.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                pending.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 def _copy_table(conn: psycopg.Connection, store: SnapshotStore, table: Table, *, freeze: bool) -> int:
     rows = 0
-    with conn.cursor().copy(_copy_sql(table, freeze=freeze)) as copy:
-        for batch in store.iter_batches(table):
-            if batch.num_rows:
-                copy.write(pgtypes.batch_to_copy_csv(batch, table))
-                rows += batch.num_rows
+    with conn.cursor().copy(copy_text.copy_in_sql(table, freeze=freeze)) as copy:
+        for count, data in _rendered(store, table):
+            copy.write(data)
+            rows += count
     return rows
 
 

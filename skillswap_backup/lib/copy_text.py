@@ -1,0 +1,76 @@
+"""Stored Arrow batches -> COPY's text format, built with Arrow compute (no Python per value).
+
+The restore loads with `COPY … FROM STDIN` in PostgreSQL's default text format rather than CSV:
+PostgreSQL parses it about a third faster (no quote handling), and it is smaller. The rules are
+simple: columns separated by a tab, rows ended by a newline, NULL written `\\N`, and a backslash,
+tab, newline or carriage return inside a value written `\\\\`, `\\t`, `\\n`, `\\r`. Every value is
+first turned into the same text `pgtypes.batch_to_copy_csv` would send, so both paths agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from . import pgtypes
+from .catalog import Table
+
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+_NULL = pa.scalar("\\N")
+_NO_ESCAPE_TYPES = ("smallint", "integer", "bigint", "real", "double precision", "boolean", "uuid")
+
+
+def _text(array: pa.Array, column) -> pa.Array:
+    encoding = pgtypes.encoding_for(column)
+    if encoding in ("epoch_days", "epoch_us"):
+        return pgtypes.temporal_text(array, encoding, "with time zone" in column.base_type)
+    if encoding == "bytea":
+        return pgtypes.bytea_text(array)
+    if pa.types.is_boolean(array.type):
+        return pc.if_else(array, "t", "f")
+    return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else array.cast(pa.string())
+
+
+_SPECIAL = np.zeros(256, dtype=bool)
+_SPECIAL[[ord(plain) for plain, _ in _ESCAPES]] = True
+
+
+def _bytes_of(array: pa.Array) -> np.ndarray:
+    data = array.buffers()[2]
+    return np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+
+
+def _escaped(array: pa.Array, column) -> pa.Array:
+    if column.base_type in _NO_ESCAPE_TYPES and not column.is_array:
+        return array
+    # One vectorised pass over the column's bytes; almost every column needs no escaping.
+    raw = _bytes_of(array)
+    if not _SPECIAL[raw].any():
+        return array
+    for plain, escaped in _ESCAPES:
+        if (raw == ord(plain)).any():
+            array = pc.replace_substring(array, plain, escaped)
+    return array
+
+
+def batch_to_copy_text(batch: pa.RecordBatch, table: Table) -> pa.Buffer:
+    """Render a stored batch as rows of COPY's text format (generated columns left out)."""
+    columns = pgtypes.restore_columns(table)
+    if batch.num_rows == 0 or not columns:
+        return pa.py_buffer(b"")
+    fields = [pc.fill_null(_escaped(_text(batch.column(c.name), c), c), _NULL) for c in columns]
+    rows = pc.binary_join_element_wise(*fields, "\t") if len(fields) > 1 else fields[0]
+    rows = pc.binary_join_element_wise(rows, pa.scalar(""), "\n")
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64 if pa.types.is_large_string(rows.type) else np.int32)
+    start, end = int(offsets[rows.offset]), int(offsets[rows.offset + len(rows)])
+    return rows.buffers()[2].slice(start, end - start)
+
+
+def copy_in_sql(table: Table, *, freeze: bool = False) -> sql.Composed:
+    return sql.SQL("COPY {t} ({cols}) FROM STDIN{freeze}").format(
+        t=sql.Identifier(table.schema, table.name),
+        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in pgtypes.restore_columns(table)),
+        freeze=sql.SQL(" (FREEZE)" if freeze else ""),
+    )
