@@ -39,6 +39,7 @@ test: install
 
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/restore.py
 
 # Check the newest snapshot against its manifest and restore it into a scratch database (dropped after).
 verify: install
