@@ -1,6 +1,7 @@
 -- A schema that exercises every restore edge case of issue 3 (item 3); loaded into a scratch database.
 CREATE EXTENSION citext;
 CREATE EXTENSION hstore;
+CREATE EXTENSION pg_buffercache;  -- untrusted: only a superuser (or the provider) can create it
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
 CREATE SCHEMA "Other Schema";

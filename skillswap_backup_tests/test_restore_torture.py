@@ -7,16 +7,19 @@ the schema's constraints, indexes, triggers, comments, views and sequences in pl
 from __future__ import annotations
 
 import subprocess
+import uuid
 
 import dagster as dg
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from skillswap_backup.lib import dumps, pg
 from skillswap_backup.lib.catalog import load_catalog
 from skillswap_backup.lib.manifest import read_manifest
 from skillswap_backup.lib.storage import SnapshotStore
-from skillswap_backup_tests.pgtools import database_name, scratch_database
+from skillswap_backup_tests.pgtools import admin_url, database_name, scratch_database
 from skillswap_backup_tests.restore_support import (
     backup_snapshot,
     failure_messages,
@@ -207,3 +210,37 @@ def test_data_only_names_the_tables_missing_in_the_target(torture):
         refused = restore_run(instance, target, mode="data-only", tables=["ticket"])
         message = failure_messages(refused)[0]
         assert "lacks public.ticket" in message and "migrations" in message
+
+
+def test_a_role_without_superuser_restores_everything_once_the_provider_enabled_the_extension(torture):
+    """As on Neon, Supabase or Railway: the restoring role owns the database and nothing more."""
+    source, _, catalog, instance = torture
+    role = f"ssb_test_role_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with scratch_database("ssb_test_rt_role") as target:
+            with psycopg.connect(admin_url(), autocommit=True) as admin:
+                admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(database_name(target)), sql.Identifier(role)))
+            as_role = make_conninfo(target, user=role)
+            refused = restore_run(instance, as_role)
+            assert not refused.success
+            message = failure_messages(refused)[0]
+            assert "does not allow CREATE EXTENSION pg_buffercache" in message and "permission denied" in message
+            assert "Database > Extensions" in message and tables_in(target, SCHEMAS) == set()
+            with psycopg.connect(target, autocommit=True) as conn:  # what the provider's dashboard does
+                conn.execute("CREATE EXTENSION pg_buffercache")
+            result = restore_run(instance, as_role)
+            assert result.success, failure_messages(result)
+            assert report_of(result)["ok"]
+            _assert_identical(source, target, [t.qualified for t in catalog.tables])
+            with psycopg.connect(target) as conn:
+                owners = {r[0] for r in conn.execute(
+                    "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c WHERE relnamespace::regnamespace::text = ANY(%s)"
+                    " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')",
+                    (SCHEMAS,)).fetchall()}
+                assert owners == {role}
+    finally:
+        with psycopg.connect(admin_url(), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
