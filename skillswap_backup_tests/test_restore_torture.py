@@ -110,6 +110,11 @@ def test_restore_from_the_full_dump(torture):
         _assert_identical(source, target, [t.qualified for t in catalog.tables])
         assert schema_objects(target, SCHEMAS) == schema_objects(source, SCHEMAS)
         assert sequence_states(target) == sequence_states(source)
+        # Again over the restored database: refused, then replaced with pg_restore --clean.
+        assert "already holds data" in failure_messages(restore_run(instance, target, source="dump"))[0]
+        again = restore_run(instance, target, source="dump", clean=True)
+        assert again.success, failure_messages(again)
+        _assert_identical(source, target, [t.qualified for t in catalog.tables])
 
 
 def test_chosen_tables_bring_their_foreign_key_parents(torture):

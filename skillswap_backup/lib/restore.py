@@ -618,11 +618,13 @@ def restore_dump(store: SnapshotStore, manifest: dict, target_url: str, plan: Re
     with pg.connect(target_url, purpose="restore target", autocommit=True) as conn:
         _create_extensions(conn, entries, plan)
     with tempfile.TemporaryDirectory(prefix="skillswap-restore-") as tmp, pg.libpq_env(target_url) as env:
-        # The dump's table of contents (read from the head of the stream), minus what a managed
-        # provider refuses: comments on extensions someone else owns, and ACLs.
+        # The dump's table of contents (read from the head of the stream), minus extensions (made
+        # above, or by the provider; --clean must not drop them) and what a managed provider
+        # refuses: comments on extensions someone else owns, and ACLs.
         with store.reader(stored) as head:
             listed = subprocess_list(head, env)
-        keep = [e for e in listed if not e.text.startswith(("COMMENT - EXTENSION ", "ACL ", "DEFAULT ACL "))]
+        dropped = ("EXTENSION ", "COMMENT - EXTENSION ", "ACL ", "DEFAULT ACL ") if entries else ("COMMENT - EXTENSION ", "ACL ", "DEFAULT ACL ")
+        keep = [e for e in listed if not e.text.startswith(dropped)]
         listing = pgdump.write_toc_list(keep, Path(tmp) / "full.list")
         args = [*_restore_args(_dbname(target_url)), "--single-transaction", f"--use-list={listing}"]
         if plan.clean:
