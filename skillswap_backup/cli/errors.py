@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..lib.backup import SchemaDrift, SnapshotLost
 from ..lib.catalog import CatalogMissing
 from ..lib.encryption import EncryptionError
+from ..lib.integrity import DamagedFile
 from ..lib.manifest import IncompleteSnapshot
 from ..lib.pg import DatabaseError
 from ..lib.sanitize import PolicyError
@@ -26,6 +27,7 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     SnapshotLost,
     IncompleteSnapshot,
     EncryptionError,
+    DamagedFile,
     PolicyError,
 )
 

@@ -13,10 +13,9 @@ Snapshot layout:
 
 from __future__ import annotations
 
-import tempfile
+import io
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import psycopg
 
@@ -68,15 +67,18 @@ def backup_schema(conn: psycopg.Connection, url: str, store: SnapshotStore, *, s
     started = time.monotonic()
     tool = _checked_tool(conn)
     args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=True)
-    with tempfile.TemporaryDirectory(prefix="skillswap-schema-") as tmp:
-        local = Path(tmp) / "schema.dump"
-        with pg.libpq_env(url) as env, store.writer(SCHEMA_DUMP) as (out, info), local.open("wb") as copy:
-            pgdump.run_dump(args, env, _Tee(out, copy), what="the schema")
-        files = [info["stored"]]
-        with store.writer(SCHEMA_SQL) as (out, info):
-            pgdump.run_restore(["--file=-", str(local)], _no_pg_env(), sink=out, what="schema.sql")
-        files.append(info["stored"])
-        toc = pgdump.list_toc(local, _no_pg_env())
+    # A schema-only dump is small: the copy pg_restore reads stays in memory, so no plaintext
+    # copy of it ever touches the disk when the snapshot is encrypted.
+    archive = io.BytesIO()
+    with pg.libpq_env(url) as env, store.writer(SCHEMA_DUMP) as (out, info):
+        pgdump.run_dump(args, env, _Tee(out, archive), what="the schema")
+    files = [info["stored"]]
+    with store.writer(SCHEMA_SQL) as (out, info):
+        pgdump.run_restore(["--file=-"], _no_pg_env(), source=[archive.getvalue()], sink=out, what="schema.sql")
+    files.append(info["stored"])
+    listing = io.BytesIO()
+    pgdump.run_restore(["--list"], _no_pg_env(), source=[archive.getvalue()], sink=listing, what="the schema's contents")
+    toc = pgdump.parse_toc(listing.getvalue().decode())
     objects = schema_objects.annotate(conn, toc)
     files.append(store.write_json(SCHEMA_OBJECTS, objects))
     result = DumpResult("schema", snapshot_id, tool, round(time.monotonic() - started, 3), files, len(toc))
@@ -97,9 +99,7 @@ def backup_full_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *
 
 
 def _no_pg_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    return pg.tool_env()
 
 
 def read_extras(store: SnapshotStore, name: str) -> dict | None:

@@ -105,8 +105,12 @@ class EncryptionConfig:
 
 def config_from_env(environ: Mapping[str, str] = os.environ) -> EncryptionConfig:
     """Keys from BACKUP_AGE_RECIPIENTS, BACKUP_AGE_IDENTITY and BACKUP_AGE_PASSPHRASE, read when called."""
+    recipients = parse_recipients(environ.get(RECIPIENTS_VAR, ""))
+    if not recipients and environ.get(RECIPIENTS_VAR, "").strip():
+        # Set to something (", ", a stray separator): encryption was asked for, so never fall back to plaintext.
+        raise EncryptionError(f"{RECIPIENTS_VAR} is set but holds no age public key (expected age1…, comma-separated)")
     return EncryptionConfig(
-        recipients=parse_recipients(environ.get(RECIPIENTS_VAR, "")),
+        recipients=recipients,
         identities=load_identities(Path(environ[IDENTITY_VAR])) if environ.get(IDENTITY_VAR) else (),
         passphrase=environ.get(PASSPHRASE_VAR) or None,
     )

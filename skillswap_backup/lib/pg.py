@@ -72,11 +72,22 @@ def server_major(conn: psycopg.Connection) -> int:
     return conn.info.server_version // 10000
 
 
+# What a PostgreSQL client tool may inherit from our environment. Everything else stays behind:
+# DATABASE_URL, NEW_DATABASE_URL, DAGSTER_PG_URL, BACKUP_AGE_PASSPHRASE and cloud keys hold
+# secrets the tool does not need, and a child's environment is one more place they could be read.
+_TOOL_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "SYSTEMROOT")
+
+
+def tool_env() -> dict[str, str]:
+    """A minimal environment for pg_dump/pg_restore: no PG* variable, no secret of ours."""
+    return {k: v for k, v in os.environ.items() if k in _TOOL_ENV or k.startswith("LC_")}
+
+
 @contextmanager
 def libpq_env(url: str) -> Iterator[dict[str, str]]:
     """Environment for pg_dump/pg_restore/psql: PG* variables and a 0600 passfile, never a URL on argv."""
     info = conninfo_to_dict(url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env = tool_env()
     mapping = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE",
                "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "options": "PGOPTIONS",
                "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}

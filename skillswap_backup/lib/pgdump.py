@@ -13,9 +13,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable
+
+from .pg import tool_env
 
 CHUNK_BYTES = 1 << 20
 PG_BINDIR_VAR = "BACKUP_PG_BINDIR"
@@ -62,7 +65,9 @@ def parse_version(text: str) -> tuple[int, int]:
 
 
 def tool_version(name: str) -> tuple[int, int]:
-    output = subprocess.run([tool_path(name), "--version"], capture_output=True, text=True, check=False).stdout
+    output = subprocess.run(
+        [tool_path(name), "--version"], capture_output=True, text=True, check=False, env=tool_env()
+    ).stdout
     return parse_version(output)
 
 
@@ -119,21 +124,31 @@ def _run_streaming(
             stderr=errors,
             env=env,
         )
-        try:
-            if source is not None:
+        def feed() -> None:
+            try:
+                for chunk in source:
+                    process.stdin.write(chunk)
+            except BrokenPipeError:
+                pass  # the tool stopped reading (it failed); its exit code and stderr say why
+            finally:
                 try:
-                    for chunk in source:
-                        process.stdin.write(chunk)
+                    process.stdin.close()
                 except BrokenPipeError:
-                    pass  # the tool stopped reading (it failed); its exit code and stderr say why
-                finally:
-                    try:
-                        process.stdin.close()
-                    except BrokenPipeError:
-                        pass
+                    pass
+
+        try:
+            # Feeding and draining at once needs a thread: the tool may fill stdout before it
+            # has read all of stdin.
+            feeder = threading.Thread(target=feed, daemon=True) if source is not None and sink is not None else None
+            if feeder is not None:
+                feeder.start()
+            elif source is not None:
+                feed()
             if sink is not None:
                 while chunk := process.stdout.read(CHUNK_BYTES):
                     sink.write(chunk)
+            if feeder is not None:
+                feeder.join()
             returncode = process.wait()
         except BaseException:
             process.kill()
@@ -196,7 +211,7 @@ def parse_toc(listing: str) -> list[TocEntry]:
 
 def list_toc(archive: Path, env: dict[str, str] | None = None) -> list[TocEntry]:
     result = subprocess.run(
-        [tool_path("pg_restore"), "--list", str(archive)], capture_output=True, env=env, check=False
+        [tool_path("pg_restore"), "--list", str(archive)], capture_output=True, env=env or tool_env(), check=False
     )
     if result.returncode != 0:
         raise DumpError(f"pg_restore cannot read {archive.name}: {_error_line('pg_restore', result.stderr)}")

@@ -39,7 +39,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from . import copy_text, dumps, ordering, pg, pgdump, pgtypes, schema_objects
+from . import copy_text, dumps, integrity, ordering, pg, pgdump, pgtypes, schema_objects
 from .backup import apply_session_settings
 from .catalog import Catalog, Table
 from .manifest import IncompleteSnapshot, list_snapshots, read_manifest
@@ -655,6 +655,7 @@ def restore_snapshot(store: SnapshotStore, target_url: str, *, options: RestoreO
     options = options or RestoreOptions(snapshot=store.partition_key)
     manifest = read_manifest(store)
     plan = plan_restore(store, manifest, target_url, options)
+    log(integrity.check_restore_inputs(store, manifest, plan).line())  # before anything is written
     timings: dict[str, float] = {}
     if plan.source == "dump":
         timings["pg_restore"] = restore_dump(store, manifest, target_url, plan, log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ...lib import pg, restore, restore_verify, settings
-from .. import errors
+from .. import errors, rotate_options
 from ..common import dagster_instance, ensure_database
 from ..errors import CommandFailed
 from ..runs import launch
@@ -30,6 +30,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--from", dest="source", choices=restore.SOURCES, default="parquet",
                         help="parquet (default): per-table files; dump: pg_restore of the snapshot's full pg_dump")
     parser.add_argument("--jobs", type=int, default=2, help="parallel loads and index builds (default: 2)")
+    rotate_options.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -62,6 +63,7 @@ def report_of(result) -> dict:
 
 def run(args) -> int:
     url = use_target_url(args)
+    rotation = rotate_options.run_config(args)
     _ensure_target(url)
     options = restore.RestoreOptions(
         snapshot=args.snapshot,
@@ -91,7 +93,7 @@ def run(args) -> int:
         "restore",
         instance=dagster_instance(),
         tags={"skillswap/target": plan.target, "skillswap/snapshot": plan.partition_key},
-        run_config={"ops": {"restore_plan": {"config": config}}},
+        run_config={"ops": {"restore_plan": {"config": config}, **rotation}},
         what=f"restore of {plan.partition_key} into {plan.target}",
     )
     report = restore_verify.RestoreReport.from_dict(report_of(result))
@@ -100,4 +102,5 @@ def run(args) -> int:
     print(f"run {result.run_id} is in the Dagster UI (dagster dev -w workspace.yaml)")
     if not report.ok:
         raise CommandFailed("; ".join(report.problems))
+    rotate_options.print_report(result)
     return 0

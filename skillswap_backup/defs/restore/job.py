@@ -14,11 +14,13 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from ...lib import integrity
 from ...lib import restore as restore_lib
 from ...lib import restore_verify
 from ...lib.manifest import read_manifest
 from ..resources import BackupStorage
 from .resources import RestoreTarget
+from .rotate import rotate_secrets
 
 RESTORE_JOB = "restore"
 
@@ -51,6 +53,9 @@ def restore_plan(context: dg.OpExecutionContext, config: RestoreConfig, storage:
         clean=config.clean, source=config.source, jobs=config.jobs,
     )
     plan = restore_lib.plan_restore(store, manifest, target.url, options)
+    # Every file is read (and decrypted) end to end before the target is touched: a wrong key or
+    # a damaged file fails here, with nothing restored, never half-way through the load.
+    context.log.info(integrity.check_restore_inputs(store, manifest, plan).line())
     if plan.added_parents:
         context.log.info(f"foreign-key parents added: {', '.join(plan.added_parents)}")
     context.log.info(f"restoring {len(plan.tables)} tables of snapshot {plan.partition_key} into {plan.target}")
@@ -131,6 +136,6 @@ def build_restore_job() -> dg.JobDefinition:
     )
     def restore():
         plan = restore_plan()
-        verify_restore(restore_post_data(restore_data(restore_schema(plan))))
+        rotate_secrets(verify_restore(restore_post_data(restore_data(restore_schema(plan)))))
 
     return restore
