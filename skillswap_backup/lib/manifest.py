@@ -75,6 +75,30 @@ def build_manifest(
     }
 
 
+def quality_summary(report: dict) -> dict:
+    """The manifest's view of `reports/quality.json`: passed/failed, restorable, what failed."""
+    return {
+        "status": "passed" if report["restorable"] and not report["failed"] else "failed" if not report["restorable"] else "warnings",
+        "restorable": report["restorable"],
+        "failed": report["failed"],
+        "checked_at": report["updated_at"],
+        "report": "reports/index.html",
+    }
+
+
+def record_quality(store: SnapshotStore, report: dict) -> bool:
+    """Put the data-quality verdict into an existing manifest (checks may finish after it).
+
+    Rewritten atomically, so readers see either the old or the new manifest, never half of one.
+    """
+    if not store.exists(MANIFEST):
+        return False
+    body = read_manifest(store)
+    body["quality"] = quality_summary(report)
+    store.write_json(MANIFEST, body, plaintext=True)
+    return True
+
+
 def read_manifest(store: SnapshotStore) -> dict:
     """The manifest of a snapshot, or IncompleteSnapshot when the folder is not a complete one."""
     if not store.exists(MANIFEST):

@@ -5,11 +5,20 @@ import dagster as dg
 from ...lib import dumps
 from ...lib import manifest as manifest_lib
 from ...lib.catalog import Catalog
+from ...lib.quality.publish import QUALITY_JSON
 from ...lib.storage import MANIFEST
 from ..resources import BackupStorage, SourceDatabase
 from .table_assets import meta_path
 
 MANIFEST_KEY = dg.AssetKey(["skillswap", "manifest"])
+
+def _current_quality(store, started_at: str) -> dict | None:
+    """This run's data-quality verdict when its checks already ran (else they add it later)."""
+    if not store.exists(QUALITY_JSON):
+        return None
+    report = store.read_json(QUALITY_JSON)
+    return manifest_lib.quality_summary(report) if report["updated_at"] >= started_at else None
+
 
 def build_manifest_asset(
     catalog: Catalog, partitions: dg.PartitionsDefinition, upstream: list[dg.AssetKey]
@@ -43,6 +52,7 @@ def build_manifest_asset(
             source={"database": snapshot.database, "server_version": snapshot.server_version},
             started_at=snapshot.started_at,
             encrypted=store.encrypted,
+            quality=_current_quality(store, snapshot.started_at),
         )
         stored = store.write_json(MANIFEST, body, plaintext=True)
         rows = sum(t["rows"] for t in body["tables"].values())

@@ -8,7 +8,8 @@ results into the snapshot folder, linking the Data Docs from every check result.
 import dagster as dg
 
 from ...lib.catalog import Catalog, Table
-from ...lib.quality.publish import publish_reports
+from ...lib.manifest import record_quality
+from ...lib.quality.publish import QUALITY_JSON, publish_reports
 from ...lib.quality.readers import StoreReader
 from ..backup.table_assets import asset_key, meta_path
 from .checks import ChecksUnavailable, build_table_checks
@@ -37,6 +38,8 @@ def build_snapshot_checks(catalog: Catalog, partitions: dg.PartitionsDefinition)
     def on_results(context: dg.AssetCheckExecutionContext, results) -> dict:
         store = getattr(context.resources, STORAGE_KEY).store(context.partition_key)
         where = publish_reports(store, results, partition_key=context.partition_key, order=order)
+        # Checks may finish after the manifest: the verdict goes into it either way.
+        record_quality(store, store.read_json(QUALITY_JSON))
         context.log.info(f"quality report: {where['data_docs']} (restorable: {where['restorable']})")
         return {
             "data_docs": dg.MetadataValue.path(where["data_docs"]),
