@@ -28,11 +28,21 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-demo: install
+# The demo encrypts its snapshot with a key of its own (made once), as a real set-up would:
+# `age -d -i .skillswap/demo-age-key.txt FILE` decrypts any file of it.
+DEMO_KEY := .skillswap/demo-age-key.txt
+
+$(DEMO_KEY): | install
+	mkdir -p .skillswap && age-keygen -o $@ 2>/dev/null && chmod 600 $@
+
+demo: install $(DEMO_KEY)
 	$(CLI) demo-db
 	$(CLI) discover
-	$(CLI) backup
-	$(CLI) restore --clean
+	BACKUP_AGE_RECIPIENTS=$$(age-keygen -y $(DEMO_KEY)) BACKUP_AGE_IDENTITY=$(DEMO_KEY) $(CLI) backup
+	BACKUP_AGE_IDENTITY=$(DEMO_KEY) $(CLI) restore --clean
+
+# The demo's snapshots need its key to be read (your own BACKUP_AGE_IDENTITY wins).
+verify status ui: export BACKUP_AGE_IDENTITY ?= $(if $(wildcard $(DEMO_KEY)),$(abspath $(DEMO_KEY)))
 
 test: install
 	$(PY) -m pytest -q

@@ -185,6 +185,7 @@ def test_the_failing_backup_is_one_line_naming_the_table(story):
     assert failing.returncode == 1
     last = failing.stderr.strip().splitlines()[-1]
     assert last.startswith("skillswap-backup backup:") and "skills" in last and "permission denied" in last
+    assert not (story["tmp"] / "backups" / FAILING_KEY / "manifest.json").exists()  # no partial snapshot listed
 
 
 def test_no_password_in_cli_output_snapshot_or_dagster_home(story):

@@ -73,7 +73,13 @@ def print_summary(body: dict, store: SnapshotStore) -> None:
     print(f"{'total: ' + str(len(body['tables'])) + ' tables':40} {total_rows:>10} {total_bytes:>12}")
     print(f"snapshot {body['partition_key']}: {len(body['files'])} files in {store.url()}")
     print(f"  Parquet (full fidelity{', encrypted' if body['encrypted'] else ''}): {store.url('tables')}")
-    print(f"  JSON (sanitized): {store.url('json')}")
+    print(f"  JSON (sanitized{', encrypted' if body['encrypted'] else ''}): {store.url('json')}")
     print(f"  manifest: {store.url('manifest.json')}")
+    if body["encrypted"]:
+        biggest = sorted(body["tables"].values(), key=lambda t: -t["rows"])
+        sample = next((p for t in biggest for p in t["files"] if p.endswith(".parquet.age")), None)
+        key = os.environ.get("BACKUP_AGE_IDENTITY") or "backup-key.txt"
+        if sample:
+            print(f"  decrypt any file with age: age -d -i {key} {store.url(sample)} > {sample.rsplit('/', 2)[-2]}.parquet")
     for finding in body.get("findings", []):
         print(f"security finding: {finding['message']}")
