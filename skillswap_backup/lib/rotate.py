@@ -177,7 +177,7 @@ def secret_like_columns(tables: list[_Table], policy: sanitize.SanitizePolicy) -
             if _is_password_name(column.name):
                 continue
             for rule in policy.columns:
-                if rule.action == "drop" and rule.first_match(table.schema, table.name, column.name) and "password" not in rule.why:
+                if rule.action == "drop" and rule.first_match(table.schema, table.name, column.name):
                     found.append(f"{table.qualified}.{column.name}")
                     break
     return found
