@@ -540,3 +540,33 @@ def test_loading_the_checks_does_not_import_great_expectations():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_text_keys_are_coded_but_reported_by_value(tmp_path):
+    """Text keys reach GX as dictionary codes; samples still name the real values."""
+    devices = Table(
+        "app", "devices",
+        (col("serial", "text", not_null=True), col("owner_email", "text"), col("slot", "text"), col("rack", "integer")),
+        primary_key=("serial",),
+        unique_keys=(("owner_email",), ("slot", "rack")),
+    )
+    catalog = Catalog("x", "15", "now", (devices,))
+    data = pa.table({
+        "serial": ["A-1", "A-2", "A-2", "A-4"],
+        "owner_email": ["x@example.com", "y@example.com", None, "x@example.com"],
+        "slot": ["s1", "s1", "s2", None],
+        "rack": pa.array([1, 1, 2, 1], I32),
+    })
+    pq.write_table(data, tmp_path / f"{devices.file_stem}.parquet")
+    (result,) = validate_snapshot(catalog, ParquetDirReader(tmp_path, {"app.devices": 4}))
+    family = result.families["primary_key"]
+    assert [r.passed for r in family.rules] == [True, False, False, False]
+    assert family.sample == [
+        {"serial": "A-2"},
+        {"serial": "A-1", "owner_email": "x@example.com"},
+        {"serial": "A-4", "owner_email": "x@example.com"},
+        {"serial": "A-1", "slot": "s1", "rack": 1},
+        {"serial": "A-2", "slot": "s1", "rack": 1},
+    ]
+    columns = [r["expectation_config"]["kwargs"].get("column") for r in result.gx_result["results"]]
+    assert "serial (code)" in columns and "owner_email (code)" in columns

@@ -5,7 +5,10 @@
   when the reader can, so a wide text column never sits in memory whole;
 - each foreign key becomes one boolean column "parent exists", computed here with an Arrow
   hash lookup / anti-join against the parent's key columns from the same snapshot. Suites then
-  expect that column to be True, so no parent key set is ever embedded in a suite or report.
+  expect that column to be True, so no parent key set is ever embedded in a suite or report;
+- text and binary key columns become dictionary codes ("email (code)"): uniqueness of codes is
+  uniqueness of values, and GX works on 4-byte integers instead of strings (at ~1M rows this
+  cuts GX's own memory from ~130 MB to ~10 MB). Samples are decoded back to the real values.
 """
 
 from __future__ import annotations
@@ -27,11 +30,23 @@ ROW_INDEX = "__row__"
 @dataclass
 class Frame:
     df: object  # pandas.DataFrame
-    key_columns: list[str]  # primary-key columns present in df (to name offending rows)
+    key_columns: list[str]  # primary-key columns (table names) that name offending rows
     column_for_rule: dict[int, str]  # rule index -> df column the expectation reads
-    derived: set[str] = field(default_factory=set)  # df columns that are masks or computed flags
+    renamed: dict[str, str] = field(default_factory=dict)  # table column -> df column (coded keys)
+    decoders: dict[str, pa.Array] = field(default_factory=dict)  # coded df column -> its dictionary
     fk_samples: dict[str, list[dict]] = field(default_factory=dict)  # FK name -> offending child keys
     fk_orphans: dict[str, int] = field(default_factory=dict)
+
+    def col(self, name: str) -> str:
+        """The df column holding table column `name`."""
+        return self.renamed.get(name, name)
+
+    def decode(self, df_column: str, value):
+        value = plain(value)
+        dictionary = self.decoders.get(df_column)
+        if dictionary is None or value is None:
+            return value
+        return plain(dictionary[int(value)].as_py())
 
 
 def fk_column_name(fk: ForeignKey) -> str:
@@ -44,6 +59,10 @@ def _is_textual(type_: pa.DataType) -> bool:
 
 def _needs_numeric(type_: pa.DataType) -> bool:
     return _is_textual(type_) or pa.types.is_decimal(type_)
+
+
+def _codable(type_: pa.DataType) -> bool:
+    return _is_textual(type_) or pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
 
 
 def _to_pandas(table: pa.Table):
@@ -133,7 +152,6 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
     key_columns = list(table.primary_key)
 
     column_for_rule: dict[int, str] = {}
-    derived: set[str] = set()
     extra: dict[str, object] = {}
     fk_samples: dict[str, list[dict]] = {}
     fk_orphans: dict[str, int] = {}
@@ -151,7 +169,6 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
             exists = parent_exists(child, parent_cache[cache_key])
             name = fk_column_name(fk)
             extra[name] = exists
-            derived.add(name)
             column_for_rule[index] = name
             orphan_rows = np.flatnonzero(~exists)
             fk_orphans[fk.name] = int(len(orphan_rows))
@@ -172,7 +189,6 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
                     name = numeric[column] = f"{column} (as number)"
                     text = data.column(column).cast(pa.string()).to_pandas()
                     extra[name] = pd.to_numeric(text, errors="coerce")
-                    derived.add(name)
                 column_for_rule[index] = name
             else:
                 column_for_rule[index] = column
@@ -181,23 +197,35 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
 
     # FK child columns were only needed for the lookup and the samples taken above.
     used = set(column_for_rule.values())
+    used |= {c for r in plan.rules if r.kind == "compound_unique" for c in r.columns}
     keep = [c for c in raw_columns if c in key_columns or c in used]
+    value_columns = {column_for_rule[i] for i, r in enumerate(plan.rules) if r.kind in ("between", "in_set")}
+    renamed: dict[str, str] = {}
+    decoders: dict[str, pa.Array] = {}
     if data is not None:
         data = data.select(keep)
+        for column in keep:
+            if column in value_columns or not _codable(data.schema.field(column).type):
+                continue
+            encoded = data.column(column).combine_chunks().dictionary_encode()
+            name = renamed[column] = f"{column} (code)"
+            decoders[name] = encoded.dictionary
+            data = data.set_column(data.schema.get_field_index(column), name, encoded.indices)
+        column_for_rule = {i: renamed.get(c, c) for i, c in column_for_rule.items()}
         df = _to_pandas(data) if data.num_columns else pd.DataFrame(index=pd.RangeIndex(rows))
         del data
     else:
         df = pd.DataFrame(index=pd.RangeIndex(rows))
     for column in mask_columns:
         df[column] = _null_mask(reader, table, column, rows)
-        derived.add(column)
     for name, values in extra.items():
         df[name] = values
     return Frame(
         df=df,
         key_columns=key_columns,
         column_for_rule=column_for_rule,
-        derived=derived,
+        renamed=renamed,
+        decoders=decoders,
         fk_samples=fk_samples,
         fk_orphans=fk_orphans,
     )

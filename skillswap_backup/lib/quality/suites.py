@@ -11,7 +11,8 @@ Great Expectations is imported inside these functions only: importing it costs s
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from ..catalog import Catalog, Table
 from . import plan as plans
@@ -23,7 +24,7 @@ from .results import SAMPLE_LIMIT, FamilyResult, RuleOutcome, TableQuality, plai
 DATASOURCE = "skillswap_snapshot"
 
 
-def _expectation(rule: Rule, index: int, column: str, source_rows: int, unique_key: bool):
+def _expectation(rule: Rule, index: int, column: str, columns: list[str], source_rows: int, unique_key: bool):
     import great_expectations.expectations as gxe
 
     common = {"meta": {"family": rule.family, "rule": index}, "notes": rule.description}
@@ -36,7 +37,7 @@ def _expectation(rule: Rule, index: int, column: str, source_rows: int, unique_k
     if rule.kind == "compound_unique":
         # UNIQUE constraints let rows with a NULL part repeat; a primary key has no NULLs at all.
         ignore = "any_value_is_missing" if unique_key else "all_values_are_missing"
-        return gxe.ExpectCompoundColumnsToBeUnique(column_list=list(rule.columns), ignore_row_if=ignore, **common)
+        return gxe.ExpectCompoundColumnsToBeUnique(column_list=columns, ignore_row_if=ignore, **common)
     if rule.kind == "between":
         return gxe.ExpectColumnValuesToBeBetween(
             column=column,
@@ -55,27 +56,44 @@ def _expectation(rule: Rule, index: int, column: str, source_rows: int, unique_k
     raise ValueError(f"unknown rule kind {rule.kind}")
 
 
-def build_suite(table: Table, plan: TablePlan, source_rows: int, column_for_rule: Mapping[int, str] | None = None):
-    """The table's ExpectationSuite; `column_for_rule` maps rules onto derived frame columns."""
+def build_suite(table: Table, plan: TablePlan, source_rows: int, frame: Frame | None = None):
+    """The table's ExpectationSuite, over `frame`'s columns (derived and coded ones included)."""
     import great_expectations as gx
 
-    mapping = column_for_rule or {}
+    def col(name: str) -> str:
+        return frame.col(name) if frame is not None else name
+
     unique_keys = {tuple(k) for k in table.unique_keys} - {tuple(table.primary_key)}
-    expectations = [
-        _expectation(
-            rule,
-            i,
-            mapping.get(i, rule.columns[0] if rule.columns else ""),
-            source_rows,
-            unique_key=tuple(rule.columns) in unique_keys,
+    expectations = []
+    for i, rule in enumerate(plan.rules):
+        default = col(rule.columns[0]) if rule.columns else ""
+        column = frame.column_for_rule.get(i, default) if frame is not None else default
+        expectations.append(
+            _expectation(
+                rule, i, column, [col(c) for c in rule.columns], source_rows,
+                unique_key=tuple(rule.columns) in unique_keys,
+            )
         )
-        for i, rule in enumerate(plan.rules)
-    ]
     return gx.ExpectationSuite(
         name=table.qualified,
         expectations=expectations,
         meta={"table": table.qualified, "skipped": [n for notes in plan.skipped.values() for n in notes]},
     )
+
+
+@contextmanager
+def system_allocator() -> Iterator[None]:
+    """Allocate Arrow memory with malloc while validating: Arrow's default pool (mimalloc) keeps
+    freed pages, and key columns are read, encoded and dropped table after table (≈60 MB less
+    peak RSS on a 1M-row table). Buffers remember their pool, so switching back is safe."""
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 def ephemeral_context():
@@ -122,6 +140,10 @@ class QualityValidator:
                 pass
 
     def validate_table(self, table: Table, reader: SnapshotReader) -> TableQuality:
+        with system_allocator():
+            return self._validate_table(table, reader)
+
+    def _validate_table(self, table: Table, reader: SnapshotReader) -> TableQuality:
         plan = self.plans.get(table.qualified) or plans.plan_table(table, self.catalog)
         result = TableQuality(table=table.qualified, asset_path=list(table.asset_path), rows=None, source_rows=None)
         try:
@@ -148,12 +170,12 @@ class QualityValidator:
 
         name = table.qualified
         self._forget(name)
-        suite = self.context.suites.add(build_suite(table, plan, source_rows, frame.column_for_rule))
+        suite = self.context.suites.add(build_suite(table, plan, source_rows, frame))
         batch = self.datasource.add_dataframe_asset(name).add_batch_definition_whole_dataframe("snapshot")
         definition = self.context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_LIMIT}
         if frame.key_columns:
-            result_format["unexpected_index_column_names"] = list(frame.key_columns)
+            result_format["unexpected_index_column_names"] = [frame.col(k) for k in frame.key_columns]
         try:
             return definition.run(batch_parameters={"dataframe": frame.df}, result_format=result_format)
         finally:
@@ -194,11 +216,11 @@ def _sample_entry(raw, rule: Rule, column: str, frame: Frame) -> dict:
         entry = {"row": plain(raw)}
         raw = {}
     else:
-        entry = {k: plain(raw[k]) for k in frame.key_columns if k in raw}
+        entry = {k: frame.decode(frame.col(k), raw[frame.col(k)]) for k in frame.key_columns if frame.col(k) in raw}
     for name in rule.columns:
-        source = column if rule.kind in ("between", "in_set") else name
+        source = column if rule.kind in ("between", "in_set") else frame.col(name)
         if name not in entry and source in raw:
-            entry[name] = plain(raw[source])
+            entry[name] = frame.decode(source, raw[source])
     return entry
 
 
