@@ -25,7 +25,7 @@ def build_definitions() -> dg.Definitions:
     catalog = load_catalog(settings.catalog_path())
     partitions = snapshot_partitions()
     table_assets = build_table_assets(catalog, partitions)
-    dump_assets = build_dump_assets(partitions)
+    dump_assets = build_dump_assets(partitions, [key for asset in table_assets for key in asset.keys])
     upstream = [key for asset in [*table_assets, *dump_assets] for key in asset.keys]
     backup_job = build_backup_job(partitions)
     lifecycle = build_lifecycle_definitions(backup_job=backup_job, partitions=partitions)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,14 +36,31 @@ class SourceDatabase(dg.ConfigurableResource):
 
     _snapshot: Snapshot | None = PrivateAttr(default=None)
     _connections: list = PrivateAttr(default_factory=list)
+    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
+    _background: dict = PrivateAttr(default_factory=dict)
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[SourceDatabase]:
         try:
             yield self
         finally:
+            if self._pool is not None:
+                # A background pg_dump still reads the snapshot: let it end before closing it.
+                self._pool.shutdown(wait=True, cancel_futures=True)
             for conn in self._connections:
                 conn.close()
+
+    def in_background(self, name: str, start: Callable[[], Future] | None = None) -> Future | None:
+        """The run's background job `name`; `start(pool)` launches it the first time it is asked for.
+
+        Used for the full pg_dump: it runs beside the table reads (another process, another
+        core) in the same snapshot, and its asset only waits for it.
+        """
+        if name not in self._background and start is not None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot-background")
+            self._background[name] = start(self._pool)
+        return self._background.get(name)
 
     def snapshot(self) -> Snapshot:
         """Open (once per run) the transaction whose exported snapshot all assets share.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 
 import psycopg
@@ -86,16 +87,21 @@ def backup_schema(conn: psycopg.Connection, url: str, store: SnapshotStore, *, s
     return result
 
 
-def backup_full_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *, snapshot_id: str) -> DumpResult:
-    """`pg_dump -Fc` of the whole source, streamed into storage."""
+def start_full_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *, snapshot_id: str, run) -> Future:
+    """Check the pg_dump version here (it needs `conn`), then hand the dump to `run` (e.g. a
+    thread pool's submit), so it can proceed while this connection reads the tables."""
     started = time.monotonic()
     tool = _checked_tool(conn)
-    args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=False)
-    with pg.libpq_env(url) as env, store.writer(FULL_DUMP) as (out, info):
-        pgdump.run_dump(args, env, out, what="the whole database")
-    result = DumpResult("full_dump", snapshot_id, tool, round(time.monotonic() - started, 3), [info["stored"]])
-    store.write_json(extras_path("full_dump"), result.to_dict())
-    return result
+
+    def dump() -> DumpResult:
+        args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=False)
+        with pg.libpq_env(url) as env, store.writer(FULL_DUMP) as (out, info):
+            pgdump.run_dump(args, env, out, what="the whole database")
+        result = DumpResult("full_dump", snapshot_id, tool, round(time.monotonic() - started, 3), [info["stored"]])
+        store.write_json(extras_path("full_dump"), result.to_dict())
+        return result
+
+    return run(dump)
 
 
 def _no_pg_env() -> dict[str, str]:

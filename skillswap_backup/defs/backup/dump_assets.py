@@ -7,6 +7,8 @@ readable SQL copy and the object-to-table map a partial restore needs. `full_dum
 Both read through `pg_dump --snapshot=<the run's snapshot>`, so they match the table assets.
 """
 
+from concurrent.futures import Future
+
 import dagster as dg
 
 from ...lib import dumps
@@ -28,41 +30,68 @@ def _metadata(result: dumps.DumpResult, store) -> dict:
     }
 
 
-def _build_dump_asset(*, key: dg.AssetKey, description: str, dump, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def start_full_dump(
+    context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage, *, always: bool = False
+) -> Future | None:
+    """Launch this run's full pg_dump in the background, once, if the run materializes it.
+
+    Every asset of a backup run calls this as soon as it holds the snapshot, so pg_dump (its own
+    process) streams the whole database while the tables are read; `full_dump` only waits.
+    """
+    selection = context.run.asset_selection
+    # No (or an empty) selection means the whole job, full_dump included.
+    if not always and selection and FULL_DUMP_KEY not in selection:
+        return None
+    snapshot = source.snapshot()
+    store = storage.store(context.partition_key)
+    return source.in_background(
+        "full_dump",
+        lambda pool: dumps.start_full_dump(
+            snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id, run=pool.submit
+        ),
+    )
+
+
+def _dump_asset_metadata(key: dg.AssetKey, result: dumps.DumpResult, store, context) -> dg.MaterializeResult:
+    context.log.info(f"{key.to_user_string()}: {sum(f.bytes for f in result.files)} bytes in {result.seconds}s")
+    metadata = _metadata(result, store)
+    if result.entries:
+        metadata["objects"] = result.entries
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        key=key,
+        key=SCHEMA_KEY,
         group_name="snapshot",
         partitions_def=partitions,
         kinds={"postgres"},
-        description=description,
+        description="The source's DDL (pg_dump --schema-only, custom format, plus readable SQL), taken in the run's snapshot.",
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
     )
-    def _dump_asset(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> dg.MaterializeResult:
+    def schema(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> dg.MaterializeResult:
         snapshot = source.snapshot()
         store = storage.store(context.partition_key)
         store.remove(MANIFEST)  # the folder is not a complete snapshot again until the new manifest
-        result = dump(snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id)
-        context.log.info(f"{key.to_user_string()}: {sum(f.bytes for f in result.files)} bytes in {result.seconds}s")
-        metadata = _metadata(result, store)
-        if result.entries:
-            metadata["objects"] = result.entries
-        return dg.MaterializeResult(metadata=metadata)
+        start_full_dump(context, source, storage)
+        result = dumps.backup_schema(snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id)
+        return _dump_asset_metadata(SCHEMA_KEY, result, store, context)
 
-    return _dump_asset
+    # Downstream of the tables only so that it is collected last: its pg_dump started with the
+    # run's first asset and has been running beside the table reads.
+    @dg.asset(
+        key=FULL_DUMP_KEY,
+        deps=table_keys,
+        group_name="snapshot",
+        partitions_def=partitions,
+        kinds={"postgres"},
+        description="A pg_dump -Fc of the whole source at the run's snapshot, restorable with plain pg_restore.",
+        retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
+    )
+    def full_dump(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> dg.MaterializeResult:
+        store = storage.store(context.partition_key)
+        store.remove(MANIFEST)
+        result = start_full_dump(context, source, storage, always=True).result()
+        return _dump_asset_metadata(FULL_DUMP_KEY, result, store, context)
 
-
-def build_dump_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [
-        _build_dump_asset(
-            key=SCHEMA_KEY,
-            description="The source's DDL (pg_dump --schema-only, custom format, plus readable SQL), taken in the run's snapshot.",
-            dump=dumps.backup_schema,
-            partitions=partitions,
-        ),
-        _build_dump_asset(
-            key=FULL_DUMP_KEY,
-            description="A pg_dump -Fc of the whole source at the run's snapshot, restorable with plain pg_restore.",
-            dump=dumps.backup_full_dump,
-            partitions=partitions,
-        ),
-    ]
+    return [schema, full_dump]

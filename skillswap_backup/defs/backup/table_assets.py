@@ -14,6 +14,7 @@ from ...lib.catalog import Catalog, Table
 from ...lib.storage import MANIFEST
 from .. import retries
 from ..resources import BackupStorage, SourceDatabase
+from .dump_assets import start_full_dump
 
 PREVIEW_ROWS = 5
 
@@ -73,6 +74,8 @@ def _build_table_asset(
         # Re-running a partition replaces it: it stops being a listed snapshot until the new manifest.
         store.remove(MANIFEST)
         store.remove(store.table_dir(table))
+        with retries.fail_fast(f"table {table.qualified}"):
+            start_full_dump(context, source, storage)
         json_plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=storage.anonymize, catalog=catalog)
         with retries.fail_fast(f"table {table.qualified}"), retries.savepoint(snapshot.conn, snapshot.side_conn):
             result = backup.backup_table(
