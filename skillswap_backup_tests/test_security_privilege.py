@@ -1,0 +1,41 @@
+"""Least privilege, the PostgreSQL 14+ way: a role holding only CONNECT and `pg_read_all_data`
+backs up every asset (tables, schema dump, full dump, manifest)."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg import sql
+
+from skillswap_backup_tests.lifecycle_support import environment
+from skillswap_backup_tests.pgtools import database_name
+from skillswap_backup_tests.restore_support import backup_snapshot
+from skillswap_backup_tests.security_support import login_role, security_source, url_as
+
+KEY = "2026-05-17"
+
+
+def test_a_pg_read_all_data_role_backs_up_every_asset(tmp_path):
+    with login_role("readall") as (role, password), security_source("ssb_test_sec_readall", tmp_path) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.info.server_version < 140000:
+                pytest.skip("pg_read_all_data exists from PostgreSQL 14")
+            ident = sql.Identifier(role)
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database_name(url)), ident))
+            readable = "SELECT has_table_privilege(%s, 'drizzle.__drizzle_migrations', 'SELECT')"
+            assert conn.execute(readable, (role,)).fetchone()[0] is False  # nothing but CONNECT so far
+            conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(ident))
+            assert conn.execute(readable, (role,)).fetchone()[0] is True
+            assert conn.execute("SELECT has_table_privilege(%s, 'users', 'INSERT')", (role,)).fetchone()[0] is False
+        with environment(DATABASE_URL=url_as(url, role, password)), dg.instance_for_test() as instance:
+            result = backup_snapshot(KEY, instance)
+            assert result.success
+            text = "\n".join(str(e) for e in instance.all_logs(result.run_id))
+        assert password not in text
+        manifest = json.loads((tmp_path / "backups" / KEY / "manifest.json").read_text())
+        assert {"schema/schema.dump", "dump/full.dump"} <= {f["path"] for f in manifest["files"]}
+        assert manifest["tables"]["drizzle.__drizzle_migrations"]["rows"] == 3
+        assert manifest["tables"]["public.session"]["rows"] == 3
