@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from skillswap_backup.cli.runs import failures
 from skillswap_backup.lib.catalog import load_catalog
 from skillswap_backup.lib.quality import FAMILIES, results_from_json, text_summary
 from skillswap_backup.lib.storage import SnapshotStore
@@ -77,7 +78,12 @@ def test_tampered_snapshot_fails_its_checks_and_is_not_restorable(backed_up):
     wanted |= {dg.AssetCheckKey(dg.AssetKey(users.asset_path), "row_count")}
     job = defs.resolve_job_def("backup").get_subset(asset_selection=set(), asset_check_selection=wanted)
     result = job.execute_in_process(partition_key=KEY, instance=instance, raise_on_error=False)
-    assert not result.success  # blocking checks failed with ERROR severity
+    # ERROR severity (not Dagster-blocking, so a failed snapshot still gets its manifest): the CLI
+    # turns these evaluations into a non-zero exit naming them.
+    assert sorted(failures(result)) == [
+        "check primary_key on skillswap/users failed",
+        "check row_count on skillswap/users failed",
+    ]
 
     failed = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations() if not e.passed}
     assert set(failed) == {("users", "primary_key"), ("users", "row_count")}

@@ -78,12 +78,19 @@ class PlaintextWatch(threading.Thread):
 
 
 def _plaintext_by_design(label: str, relpath: str) -> bool:
-    """manifest.json and reports/ (quality results, Data Docs, and their build folder in TMPDIR)."""
+    """manifest.json, reports/ (quality results, Data Docs, and their build folder in TMPDIR), and
+    meta/ + extras/ (per-asset records: rows, checksums, file hashes; no row data), which the
+    manifest step reads on a backup host that holds only the public key."""
     parts = Path(relpath).parts
     if label == "tmp":
         return parts[0].startswith("skillswap-docs-")
     name = parts[-1]
-    return name == "manifest.json" or (name.startswith(".tmp-") and name.endswith("-manifest.json")) or "reports" in parts[:2]
+    return (
+        name == "manifest.json"
+        or (name.startswith(".tmp-") and name.endswith("-manifest.json"))
+        or "reports" in parts[:2]
+        or bool({"meta", "extras"} & set(parts[:2]))
+    )
 
 
 @contextmanager
@@ -123,7 +130,7 @@ def test_no_plaintext_file_appears_while_an_encrypted_backup_runs(encrypted):
     # The watch did see the run: finished files of every kind, and files while they were written.
     seen = {relpath for label, relpath in watch.seen if label == "snapshot"}
     for expected in ("tables/users/part-00000.parquet.age", "json/users.json.age", "dump/full.dump.age",
-                     "schema/schema.dump.age", "schema/schema.sql.age", "meta/users.json.age"):
+                     "schema/schema.dump.age", "schema/schema.sql.age"):
         assert f"{KEY}/{expected}" in seen
     assert watch.in_flight, f"no in-flight file seen in {watch.scans} scans"
 
@@ -133,7 +140,7 @@ def test_every_snapshot_file_is_age_except_manifest_and_reports(encrypted):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["encrypted"] is True
     listed = {f["path"]: f for f in manifest["files"]}
-    assert all(f["encrypted"] and path.endswith(".age") for path, f in listed.items())
+    assert all(f["encrypted"] and path.endswith(".age") for path, f in listed.items() if not _plaintext_by_design("snapshot", path))
     on_disk = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     plaintext = [p for p in on_disk if not _plaintext_by_design("snapshot", p)]
     assert plaintext and all(p.endswith(".age") and is_age_or_age_prefix(read_head(folder / p)) for p in plaintext)
@@ -142,7 +149,19 @@ def test_every_snapshot_file_is_age_except_manifest_and_reports(encrypted):
     with psycopg.connect(encrypted["url"]) as conn:
         emails = [r[0] for r in conn.execute("SELECT email FROM users")]
     assert (folder / "reports").is_dir()
-    assert files_containing(folder / "reports", ["$2b$", SESSION_MARKER, *LEGACY_PASSWORDS, *emails]) == {}
+    for readable in ("reports", "meta", "extras"):
+        assert files_containing(folder / readable, ["$2b$", SESSION_MARKER, *LEGACY_PASSWORDS, *emails]) == {}
+
+
+def test_dagster_event_log_holds_no_row_of_an_encrypted_snapshot(encrypted):
+    from dagster._serdes import serialize_value
+
+    with psycopg.connect(encrypted["url"]) as conn:
+        people = conn.execute("SELECT email, first_name, last_name FROM users").fetchall()
+    text = "\n".join(serialize_value(e) for e in encrypted["instance"].all_logs(encrypted["run"].run_id))
+    assert "not shown: the snapshot is encrypted" in text
+    values = [e for e, _, _ in people] + [f"| {f} | {l} |" for _, f, l in people]
+    assert [v for v in values if v in text] == []
 
 
 def _age_decrypt(identity: Path, source: Path, out: Path) -> None:

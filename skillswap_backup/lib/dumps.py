@@ -83,7 +83,7 @@ def backup_schema(conn: psycopg.Connection, url: str, store: SnapshotStore, *, s
     objects = schema_objects.annotate(conn, toc)
     files.append(store.write_json(SCHEMA_OBJECTS, objects))
     result = DumpResult("schema", snapshot_id, tool, round(time.monotonic() - started, 3), files, len(toc))
-    store.write_json(extras_path("schema"), result.to_dict())
+    store.write_json(extras_path("schema"), result.to_dict(), plaintext=True)
     return result
 
 
@@ -98,7 +98,7 @@ def start_full_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *,
         with pg.libpq_env(url) as env, store.writer(FULL_DUMP) as (out, info):
             pgdump.run_dump(args, env, out, what="the whole database")
         result = DumpResult("full_dump", snapshot_id, tool, round(time.monotonic() - started, 3), [info["stored"]])
-        store.write_json(extras_path("full_dump"), result.to_dict())
+        store.write_json(extras_path("full_dump"), result.to_dict(), plaintext=True)
         return result
 
     return run(dump)

@@ -36,7 +36,7 @@ def build_manifest_asset(
         store = storage.store(context.partition_key)
         metas, meta_files = {}, []
         for table in catalog.tables:
-            stored = store.stored_name(meta_path(table))
+            stored = meta_path(table)
             if store.exists(stored):
                 metas[table.qualified] = store.read_json(stored)
                 meta_files.append(manifest_lib.stored_file_dict(store.describe(stored)))

@@ -82,7 +82,10 @@ def _build_table_asset(
                 snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan,
                 checksum_conn=snapshot.side_conn,
             )
-        meta = store.write_json(meta_path(table), {**result.to_dict(), "run_id": context.run.run_id})
+        # Plaintext and free of row data, so a backup host that holds only the public key can
+        # still assemble the manifest; the sample rows stay in the (encrypted) JSON export.
+        record = {k: v for k, v in result.to_dict().items() if k != "preview"}
+        meta = store.write_json(meta_path(table), {**record, "run_id": context.run.run_id}, plaintext=True)
         parquet = [f for f in result.files if ".parquet" in f.path]
         json_files = [f for f in result.files if f.path.startswith("json/")]
         context.log.info(f"{table.qualified}: {result.rows} rows in {result.seconds}s")
@@ -100,7 +103,12 @@ def _build_table_asset(
                 "snapshot_id": result.snapshot_id,
                 "seconds": result.seconds,
                 "meta": store.url(meta.path),
-                "preview": dg.MetadataValue.md(_preview_markdown(result.preview)),
+                # Dagster's event log is stored in plaintext: rows of an encrypted snapshot stay out
+                # of it unless they are anonymized.
+                "preview": dg.MetadataValue.md(
+                    _preview_markdown(result.preview) if storage.anonymize or not store.encrypted
+                    else "_not shown: the snapshot is encrypted (anonymized rows are shown with BACKUP_ANONYMIZE=1)_"
+                ),
                 "security_findings": "; ".join(f["message"] for f in result.findings) or "none",
             }
         )

@@ -3,6 +3,11 @@
 The checks read the partition's snapshot through the `storage` resource (`BackupStorage`), take
 each table's source count from the `meta/<table>.json` the table asset wrote, and publish the
 results into the snapshot folder, linking the Data Docs from every check result.
+
+Failed row-count, primary-key and foreign-key checks have ERROR severity but do not block the
+manifest in Dagster's sense: a snapshot of a source that itself violates a rule (orphans behind
+a NOT VALID foreign key) must still be complete, so that it is recorded as not restorable in its
+manifest, `backup` exits non-zero naming the checks, and `restore` refuses it unless --force.
 """
 
 import dagster as dg
@@ -27,7 +32,7 @@ def _reader_for(context: dg.AssetCheckExecutionContext) -> StoreReader:
         )
 
     def source_rows(table: Table) -> int:
-        return int(store.read_json(store.stored_name(meta_path(table)))["source_rows"])
+        return int(store.read_json(meta_path(table))["source_rows"])
 
     return StoreReader(store, source_rows)
 
@@ -53,4 +58,5 @@ def build_snapshot_checks(catalog: Catalog, partitions: dg.PartitionsDefinition)
         on_results=on_results,
         asset_key_for=asset_key,
         required_resource_keys={STORAGE_KEY},
+        blocking=False,
     )
