@@ -13,6 +13,7 @@ import dagster as dg
 
 from ...lib import dumps
 from ...lib.storage import MANIFEST
+from .. import retries
 from ..resources import BackupStorage, SourceDatabase
 
 SCHEMA_KEY = dg.AssetKey(["skillswap", "schema"])
@@ -73,8 +74,9 @@ def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.A
         snapshot = source.snapshot()
         store = storage.store(context.partition_key)
         store.remove(MANIFEST)  # the folder is not a complete snapshot again until the new manifest
-        start_full_dump(context, source, storage)
-        result = dumps.backup_schema(snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id)
+        with retries.fail_fast("the schema dump"):
+            start_full_dump(context, source, storage)
+            result = dumps.backup_schema(snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id)
         return _dump_asset_metadata(SCHEMA_KEY, result, store, context)
 
     # Downstream of the tables only so that it is collected last: its pg_dump started with the
@@ -91,7 +93,8 @@ def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.A
     def full_dump(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> dg.MaterializeResult:
         store = storage.store(context.partition_key)
         store.remove(MANIFEST)
-        result = start_full_dump(context, source, storage, always=True).result()
+        with retries.fail_fast("the full dump"):
+            result = start_full_dump(context, source, storage, always=True).result()
         return _dump_asset_metadata(FULL_DUMP_KEY, result, store, context)
 
     return [schema, full_dump]
