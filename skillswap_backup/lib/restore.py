@@ -39,7 +39,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from . import copy_text, dumps, integrity, ordering, pg, pgdump, pgtypes, schema_objects
+from . import copy_text, dumps, integrity, ordering, pg, pgdump, pgtypes, restore_quality, schema_objects
 from .backup import apply_session_settings
 from .catalog import Catalog, Table
 from .manifest import IncompleteSnapshot, list_snapshots, read_manifest
@@ -65,6 +65,7 @@ class RestoreOptions:
     clean: bool = False
     source: str = "parquet"
     jobs: int = 2
+    force: bool = False  # restore a snapshot that failed blocking data-quality checks
 
 
 @dataclass
@@ -83,6 +84,7 @@ class RestorePlan:
     added_parents: list[str]
     existing: list[str] = field(default_factory=list)  # restored tables present in the target before
     notes: list[str] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)  # restore_quality.QualityGate of the restored tables
 
 
 def open_snapshot(root: str, partition_key: str | None) -> tuple[SnapshotStore, dict]:
@@ -180,6 +182,7 @@ def plan_restore(store: SnapshotStore, manifest: dict, target_url: str, options:
         raise RestoreError(f"unknown source {options.source!r}; sources are {', '.join(SOURCES)}")
     catalog = snapshot_catalog(manifest)
     tables, requested, added = select_tables(catalog, options, store.partition_key)
+    quality = restore_quality.gate(manifest, [t.qualified for t in tables], force=options.force, store=store)
     if options.source == "dump":
         if requested or options.mode != "full":
             raise RestoreError("--from dump restores the whole database; use the Parquet source for --tables, --tier or --data-only")
@@ -224,6 +227,7 @@ def plan_restore(store: SnapshotStore, manifest: dict, target_url: str, options:
         requested=requested,
         added_parents=added,
         existing=existing,
+        quality=quality.to_dict(),
     )
 
 
@@ -648,13 +652,18 @@ def subprocess_list(handle, env: dict[str, str]) -> list[pgdump.TocEntry]:
 # ---- all steps ---------------------------------------------------------------------------------
 
 
-def restore_snapshot(store: SnapshotStore, target_url: str, *, options: RestoreOptions | None = None, log: Log = print):
-    """Every step in this process (the Dagster job runs the same steps as ops); returns the report."""
+def restore_snapshot(
+    store: SnapshotStore, target_url: str, *, options: RestoreOptions | None = None, log: Log = print, report: bool = False
+):
+    """Every step in this process (the Dagster job runs the same steps as ops); returns the report.
+    `report=True` also writes the data-quality report of the restored database into the snapshot."""
     from . import restore_verify
 
     options = options or RestoreOptions(snapshot=store.partition_key)
     manifest = read_manifest(store)
     plan = plan_restore(store, manifest, target_url, options)
+    for line in restore_quality.QualityGate.from_dict(plan.quality).lines():
+        log(line)
     log(integrity.check_restore_inputs(store, manifest, plan).line())  # before anything is written
     timings: dict[str, float] = {}
     if plan.source == "dump":
@@ -669,7 +678,9 @@ def restore_snapshot(store: SnapshotStore, target_url: str, *, options: RestoreO
         started = time.monotonic()
         set_sequences(store, manifest, target_url, plan, log)
         timings["sequences"] = round(time.monotonic() - started, 3)
-    return restore_verify.require_ok(restore_verify.verify(manifest, target_url, plan, loads, timings=timings, log=log))
+    return restore_verify.require_ok(
+        restore_verify.verify(manifest, target_url, plan, loads, timings=timings, log=log, store=store if report else None)
+    )
 
 
 __all__ = [

@@ -6,8 +6,11 @@ Checks, all in the target after the restore:
 - every foreign key of the restored tables exists and is validated (as it was in the source);
 - a write smoke test: for each table with a sequence or identity, an insert in a transaction that
   is rolled back must get a fresh key (a sequence left behind the rows would collide). Like any
-  rolled-back insert, it uses up one sequence value.
-Any difference is a problem; a report with problems fails the restore.
+  rolled-back insert, it uses up one sequence value;
+- the snapshot's data-quality suites, run on the restored tables (`restore_quality`).
+Any difference is a problem; a report with problems fails the restore. Violations the snapshot's
+own quality verdict recorded (restored with --force, or non-blocking ones) are carried over:
+listed in the report, not problems.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class RestoreReport:
     problems: list[str]
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)  # restore_quality.RestoreQuality.to_dict()
+    carried_over: list[str] = field(default_factory=list)  # known violations, reported not failed
 
     @property
     def ok(self) -> bool:
@@ -81,7 +86,15 @@ class RestoreReport:
         if self.timings:
             out.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
         out += [f"note: {n}" for n in self.notes]
-        out.append("verified: every table matches the snapshot" if self.ok else "FAILED: " + "; ".join(self.problems))
+        out += [f"carried over from the snapshot: {c}" for c in self.carried_over]
+        if self.quality:
+            from .restore_quality import RestoreQuality
+
+            out += RestoreQuality(**{k: v for k, v in self.quality.items() if k != "ok"}).lines()
+        carried = " (violations the snapshot already had are carried over, listed above)" if self.carried_over or (
+            self.quality.get("carried_over")
+        ) else ""
+        out.append(f"verified: every table matches the snapshot{carried}" if self.ok else "FAILED: " + "; ".join(self.problems))
         return out
 
     def markdown(self) -> str:
@@ -209,10 +222,16 @@ def _smoke_insert(conn, table: Table, sequence: str, column: str, insert, high) 
     return f"{table.qualified}: next {column} {following} > {high}", None
 
 
-def verify(manifest: dict, target_url: str, plan, loads: list, *, timings: dict | None = None, log=print) -> RestoreReport:
+def verify(
+    manifest: dict, target_url: str, plan, loads: list, *, timings: dict | None = None, log=print, store=None
+) -> RestoreReport:
+    """Check the restored target; with `store`, its data-quality report is written into the snapshot."""
+    from . import restore_quality
     from .restore import owned_sequences, plan_tables
 
     started = time.monotonic()
+    known = (getattr(plan, "quality", None) or {}).get("known", {})
+    carried: list[str] = []
     tables = plan_tables(plan, manifest)
     load_seconds = {load.table: load.seconds for load in loads}
     with ThreadPoolExecutor(max_workers=max(1, plan.jobs)) as pool:
@@ -222,7 +241,9 @@ def verify(manifest: dict, target_url: str, plan, loads: list, *, timings: dict 
     for table, (count, checksum) in zip(tables, sums):
         expected = manifest["tables"][table.qualified]
         ok = count == expected["source_rows"] == expected["rows"] and checksum == expected["checksum"]
-        if count != expected["source_rows"]:
+        if count != expected["source_rows"] and "row_count" in known.get(table.qualified, {}) and count == expected["rows"]:
+            carried.append(f"{table.qualified}: {count} rows restored as the snapshot holds them, the source had {expected['source_rows']}")
+        elif count != expected["source_rows"]:
             problems.append(f"{table.qualified}: {count} rows restored, the source had {expected['source_rows']}")
         elif checksum != expected["checksum"]:
             problems.append(f"{table.qualified}: content checksum {checksum} differs from the source's {expected['checksum']}")
@@ -230,7 +251,10 @@ def verify(manifest: dict, target_url: str, plan, loads: list, *, timings: dict 
     smoke: list[str] = []
     with pg.connect(target_url, purpose="restore target") as conn:
         checked, fk_problems = check_foreign_keys(conn, tables)
-        problems += fk_problems
+        for problem in fk_problems:
+            # Orphan rows the snapshot carried keep their foreign key NOT VALID.
+            unvalidated = [q for q, families in known.items() if "foreign_keys" in families and problem.endswith(f" of {q} is not validated")]
+            (carried if unvalidated else problems).append(problem)
         conn.commit()
         by_name = {t.qualified: t for t in tables}
         for sequence, table, column in owned_sequences(conn, tables):
@@ -240,6 +264,12 @@ def verify(manifest: dict, target_url: str, plan, loads: list, *, timings: dict 
             else:
                 smoke.append(done)
     all_timings = {**(timings or {}), "verify": round(time.monotonic() - started, 3)}
+    started = time.monotonic()
+    quality, results = restore_quality.validate_target(manifest, target_url, plan.tables, known)
+    if store is not None:
+        quality.report = restore_quality.write_report(store, quality, results, database=plan.target.rsplit("/", 1)[-1], log=log)
+    problems += [f"data quality: {problem}" for problem in quality.problems]
+    all_timings["quality"] = round(time.monotonic() - started, 3)
     report = RestoreReport(
         partition_key=plan.partition_key,
         target=plan.target,
@@ -252,7 +282,11 @@ def verify(manifest: dict, target_url: str, plan, loads: list, *, timings: dict 
         problems=problems,
         notes=plan.notes,
         timings=all_timings,
+        quality=quality.to_dict(),
+        carried_over=carried,
     )
+    for line in quality.lines():
+        log(line)
     log("verification: " + ("every table matches the snapshot" if report.ok else "; ".join(problems)))
     return report
 

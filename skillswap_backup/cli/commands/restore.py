@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ...lib import pg, restore, restore_verify, settings
+from ...lib import pg, restore, restore_quality, restore_verify, settings
 from .. import errors, rotate_options
 from ..common import dagster_instance, ensure_database
 from ..errors import CommandFailed
@@ -12,6 +12,7 @@ from ..runs import launch
 
 errors.register(restore.RestoreError)
 errors.register(restore_verify.RestoreVerificationFailed)
+errors.register(restore_quality.SnapshotNotRestorable)
 
 
 def add_parser(subparsers) -> None:
@@ -30,6 +31,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--from", dest="source", choices=restore.SOURCES, default="parquet",
                         help="parquet (default): per-table files; dump: pg_restore of the snapshot's full pg_dump")
     parser.add_argument("--jobs", type=int, default=2, help="parallel loads and index builds (default: 2)")
+    parser.add_argument("--force", action="store_true",
+                        help="restore a snapshot that failed blocking data-quality checks; the report lists the violations carried over")
     rotate_options.add_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -73,6 +76,7 @@ def run(args) -> int:
         clean=args.clean,
         source=args.source,
         jobs=args.jobs,
+        force=args.force,
     )
     # The same checks the job's first step makes, here first: a refused target or an unknown
     # snapshot or table is one line, before any run starts.
@@ -80,6 +84,8 @@ def run(args) -> int:
     plan = restore.plan_restore(store, manifest, url, options)
     print(f"restoring snapshot {plan.partition_key} from {store.url()} into {plan.target} "
           f"({len(plan.tables)} tables, {plan.mode}, from {plan.source})")
+    for line in restore_quality.QualityGate.from_dict(plan.quality).lines():
+        print(line)
     config = {
         "snapshot": plan.partition_key,
         "mode": options.mode,
@@ -88,6 +94,7 @@ def run(args) -> int:
         "clean": options.clean,
         "source": options.source,
         "jobs": options.jobs,
+        "force": options.force,
     }
     result = launch(
         "restore",

@@ -14,7 +14,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from ...lib import integrity
+from ...lib import integrity, restore_quality
 from ...lib import restore as restore_lib
 from ...lib import restore_verify
 from ...lib.manifest import read_manifest
@@ -33,6 +33,10 @@ class RestoreConfig(dg.Config):
     clean: bool = Field(default=False, description="Drop and recreate exactly the restored tables when the target has them.")
     source: Literal["parquet", "dump"] = Field(default="parquet", description="parquet: per-table files; dump: pg_restore of the full dump.")
     jobs: int = Field(default=2, description="Tables loaded, and post-data built, in parallel.")
+    force: bool = Field(
+        default=False,
+        description="Restore a snapshot that failed blocking data-quality checks; the report lists the violations carried over.",
+    )
 
 
 def _open(storage: BackupStorage, plan: restore_lib.RestorePlan):
@@ -50,9 +54,14 @@ def restore_plan(context: dg.OpExecutionContext, config: RestoreConfig, storage:
     store, manifest = restore_lib.open_snapshot(storage.root, config.snapshot)
     options = restore_lib.RestoreOptions(
         snapshot=config.snapshot, mode=config.mode, tables=tuple(config.tables), tier=config.tier,
-        clean=config.clean, source=config.source, jobs=config.jobs,
+        clean=config.clean, source=config.source, jobs=config.jobs, force=config.force,
     )
-    plan = restore_lib.plan_restore(store, manifest, target.url, options)
+    try:
+        plan = restore_lib.plan_restore(store, manifest, target.url, options)
+    except restore_quality.SnapshotNotRestorable as refusal:
+        raise dg.Failure(description=str(refusal), metadata={"snapshot": store.partition_key}) from None
+    for line in restore_quality.QualityGate.from_dict(plan.quality).lines():
+        context.log.warning(line)
     # Every file is read (and decrypted) end to end before the target is touched: a wrong key or
     # a damaged file fails here, with nothing restored, never half-way through the load.
     context.log.info(integrity.check_restore_inputs(store, manifest, plan).line())
@@ -98,10 +107,12 @@ def restore_post_data(context: dg.OpExecutionContext, state: dict, storage: Back
 
 @dg.op
 def verify_restore(context: dg.OpExecutionContext, state: dict, storage: BackupStorage, target: RestoreTarget) -> dg.Output[dict]:
-    """Compare counts and checksums with the snapshot, check foreign keys, and smoke-test writes."""
+    """Compare counts and checksums with the snapshot, check foreign keys, smoke-test writes, and run the snapshot's data-quality suites on the target."""
     plan = state["plan"]
-    _, manifest = _open(storage, plan)
-    report = restore_verify.verify(manifest, target.url, plan, state["loads"], timings=state["timings"], log=_logger(context))
+    store, manifest = _open(storage, plan)
+    report = restore_verify.verify(
+        manifest, target.url, plan, state["loads"], timings=state["timings"], log=_logger(context), store=store
+    )
     metadata = {
         "snapshot": plan.partition_key,
         "target": plan.target,
@@ -115,7 +126,14 @@ def verify_restore(context: dg.OpExecutionContext, state: dict, storage: BackupS
         "report": dg.MetadataValue.md(report.markdown()),
         "report_json": dg.MetadataValue.json(report.to_dict()),
         "verified": report.ok,
+        "data_quality": report.quality.get("status", "not run"),
+        "data_quality_checks": f"{report.quality.get('passed', 0)}/{report.quality.get('checks', 0)} passed",
+        "carried_over": dg.MetadataValue.json(report.carried_over + report.quality.get("carried_over", [])),
     }
+    if report.quality.get("report"):
+        metadata["data_quality_report"] = dg.MetadataValue.path(report.quality["report"])
+    if report.quality.get("summary"):
+        metadata["data_quality_summary"] = dg.MetadataValue.md(f"```\n{report.quality['summary']}\n```")
     for line in report.lines():
         context.log.info(line)
     if not report.ok:
