@@ -39,6 +39,7 @@ demo: install $(DEMO_KEY)
 	$(CLI) demo-db
 	$(CLI) discover
 	BACKUP_AGE_RECIPIENTS=$$(age-keygen -y $(DEMO_KEY)) BACKUP_AGE_IDENTITY=$(DEMO_KEY) $(CLI) backup
+	$(CLI) report
 	BACKUP_AGE_IDENTITY=$(DEMO_KEY) $(CLI) restore --clean
 
 # The demo's snapshots need its key to be read (your own BACKUP_AGE_IDENTITY wins).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -367,3 +368,31 @@ def test_restore_job_refuses_then_forced_records_the_verdict_in_its_metadata(dir
         ]
         assert Path(metadata["data_quality_report"].value).is_file()
         assert "public.swap_ratings" in metadata["data_quality_summary"].value
+
+
+def test_forced_data_only_restore_keeps_the_orphans_foreign_key_not_valid(dirty):
+    from skillswap_backup.lib import dumps, pg
+    from skillswap_backup_tests.pgtools import database_name
+    from skillswap_backup_tests.restore_support import report_of
+
+    tmp, _, _ = dirty
+    with environment(**_settings(tmp)), dg.instance_for_test() as instance, scratch_database("ssb_test_qi_data") as target:
+        # The app's migrations made the tables, their foreign key and CHECK validated (as on an empty table).
+        with pg.libpq_env(target) as env:
+            subprocess.run(["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={database_name(target)}",
+                            str(tmp / "backups" / KEY / dumps.SCHEMA_DUMP)], env=env, check=True, capture_output=True)
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE swap_ratings VALIDATE CONSTRAINT {RATER_FK}")
+            conn.execute("ALTER TABLE swap_ratings VALIDATE CONSTRAINT swap_ratings_rating_check")
+        assert not restore_run(instance, target, snapshot=KEY, mode="data-only").success
+        result = restore_run(instance, target, snapshot=KEY, mode="data-only", force=True)
+        report = report_of(result)
+        assert report["ok"] and report["quality"]["status"] == "carried_over"
+        assert "left NOT VALID over the violations the snapshot carries: " \
+            f"swap_ratings.{RATER_FK}, swap_ratings.swap_ratings_rating_check" in report["notes"]
+        assert "16 foreign keys were dropped for the load and added back validated" in report["notes"]
+        with psycopg.connect(target) as conn:
+            validated = dict(conn.execute("SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'swap_ratings'::regclass").fetchall())
+            assert validated[RATER_FK] is False and validated["swap_ratings_rating_check"] is False
+            assert validated["swap_ratings_rated_user_id_users_id_fk"] is True
+            assert conn.execute("SELECT count(*) FROM swap_ratings").fetchone() == (10,)
