@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -409,7 +410,7 @@ class TableLoad:
     seconds: float
 
 
-RENDER_BATCH_ROWS = 16_384  # a few MB of COPY text per batch: small buffers, flat memory
+RENDER_BATCH_ROWS = 8_192  # a few MB of COPY text per batch: small buffers, flat memory
 
 # Index builds and foreign-key checks of the post-data step sort whole tables; more memory than
 # the server default (64 MB) keeps those sorts in memory. Session-level, allowed for any role.
@@ -545,8 +546,26 @@ def _pg_message(error: psycopg.Error) -> str:
     return text
 
 
+@contextmanager
+def _system_allocator() -> Iterator[None]:
+    """Arrow memory from malloc while loading: Arrow's default pool (mimalloc) keeps the pages of
+    every batch it freed, so its footprint creeps up with the tables; malloc gives them back.
+    Buffers remember their pool, so switching back afterwards is safe."""
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
 def load_tables(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log = print) -> list[TableLoad]:
     """Stream every planned table from Parquet into the target."""
+    with _system_allocator():
+        return _load_tables(store, manifest, target_url, plan, log)
+
+
+def _load_tables(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log) -> list[TableLoad]:
     tables = plan_tables(plan, manifest)
     if plan.mode == "data-only":
         return _load_into_existing(target_url, store, plan, tables, log)
