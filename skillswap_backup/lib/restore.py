@@ -29,6 +29,7 @@ import queue
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -379,24 +380,42 @@ def _dbname(url: str) -> str:
     return conninfo_to_dict(url).get("dbname") or ""
 
 
-def apply_post_data(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log = print) -> float:
-    """Indexes, constraints, foreign keys and triggers, built after the load as pg_restore does."""
-    if plan.mode == "data-only":
-        return 0.0
-    started = time.monotonic()
+def _post_data_entries(store: SnapshotStore, manifest: dict, plan: RestorePlan) -> list[schema_objects.ObjectEntry]:
     entries = schema_objects.load_entries(schema_objects_of(store, manifest))
-    selected = schema_objects.select_entries(entries, set(plan.tables), partial=bool(plan.requested))
-    with schema_archive(store, manifest) as archive, pg.libpq_env(target_url) as env:
+    return schema_objects.select_entries(entries, set(plan.tables), partial=bool(plan.requested))
+
+
+def _own_entries(selected: list[schema_objects.ObjectEntry], table: str) -> list[schema_objects.ObjectEntry]:
+    """Objects that belong to `table` alone (its indexes, keys, triggers, comments)."""
+    return [e for e in selected if e.tables == (table,)]
+
+
+def _restore_post_data(archive: Path, entries, target_url: str, *, jobs: int, listing: Path, what: str) -> None:
+    with pg.libpq_env(target_url) as env:
         env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {POST_DATA_SETTINGS}".strip()
-        listing = pgdump.write_toc_list((e.toc for e in selected), archive.with_suffix(".list"))
-        parallel = ["--single-transaction"] if plan.jobs == 1 else [f"--jobs={plan.jobs}"]
+        pgdump.write_toc_list((e.toc for e in entries), listing)
+        parallel = ["--single-transaction"] if jobs == 1 else [f"--jobs={jobs}"]
         pgdump.run_restore(
             [*_restore_args(_dbname(target_url)), "--section=post-data", *parallel, f"--use-list={listing}", str(archive)],
             env,
-            what="post-data (indexes, constraints, foreign keys, triggers)",
+            what=what,
         )
+
+
+def apply_post_data(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log = print) -> float:
+    """The post-data objects spanning tables (foreign keys), once every table is loaded and indexed.
+
+    Each table's own indexes, keys and triggers were built by `load_tables` right after its load,
+    while the other tables were still loading, as `pg_restore -j` does."""
+    if plan.mode == "data-only":
+        return 0.0
+    started = time.monotonic()
+    remaining = [e for e in _post_data_entries(store, manifest, plan) if len(e.tables) != 1]
+    with schema_archive(store, manifest) as archive:
+        _restore_post_data(archive, remaining, target_url, jobs=plan.jobs, listing=archive.with_suffix(".list"),
+                           what="post-data (foreign keys)")
     seconds = round(time.monotonic() - started, 3)
-    log(f"post-data: indexes, constraints and foreign keys built in {seconds}s")
+    log(f"post-data: foreign keys added and validated in {seconds}s")
     return seconds
 
 
@@ -571,18 +590,27 @@ def _load_tables(store: SnapshotStore, manifest: dict, target_url: str, plan: Re
         return _load_into_existing(target_url, store, plan, tables, log)
     # Biggest first, so the parallel loaders finish together.
     by_size = sorted(tables, key=lambda t: -manifest["tables"][t.qualified]["rows"])
+    selected = _post_data_entries(store, manifest, plan)
     loads: dict[str, TableLoad] = {}
 
-    def one(table: Table) -> TableLoad:
+    def one(table: Table, archive: Path) -> TableLoad:
         try:
             done = _load_fresh_table(target_url, store, table)
         except psycopg.Error as error:
             raise RestoreError(f"loading {table.qualified} failed: {_pg_message(error)}") from None
-        log(f"{table.qualified}: {done.rows} rows in {done.seconds}s")
+        # The table's own indexes, keys and triggers now, while the other loader keeps loading.
+        started = time.monotonic()
+        own = _own_entries(selected, table.qualified)
+        if own:
+            _restore_post_data(archive, own, target_url, jobs=1, listing=archive.with_name(f"post-{uuid.uuid4().hex}.list"),
+                               what=f"indexes and keys of {table.qualified}")
+        done.seconds = round(done.seconds + time.monotonic() - started, 3)
+        log(f"{table.qualified}: {done.rows} rows loaded and indexed in {done.seconds}s")
         return done
 
-    with ThreadPoolExecutor(max_workers=plan.jobs, thread_name_prefix="restore-load") as pool:
-        for done in pool.map(one, by_size):
+    with schema_archive(store, manifest) as archive, \
+            ThreadPoolExecutor(max_workers=plan.jobs, thread_name_prefix="restore-load") as pool:
+        for done in pool.map(lambda t: one(t, archive), by_size):
             loads[done.table] = done
     return [loads[q] for q in plan.tables]
 
