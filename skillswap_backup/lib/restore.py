@@ -10,11 +10,12 @@ them):
    filtered with `-L` to the restored tables and the objects they need), after creating needed
    extensions ourselves so a provider that forbids one gets a clear message. `clean` drops exactly
    the restored tables (and views over them) first. Owners and GRANTs are never restored.
-3. `load_tables`: every table from its Parquet parts with `COPY … FROM STDIN`, streaming, tables in
-   parallel (foreign keys do not exist yet, as with pg_restore); generated columns are left to
-   the target to recompute.
-4. `apply_post_data`: indexes, constraints, foreign keys, triggers (`pg_restore -j`), then every
-   sequence and identity set past the restored rows.
+3. `load_tables`: every table from its Parquet parts with `COPY … FROM STDIN` (text format),
+   streaming, two tables at a time, biggest first; generated columns are left to the target to
+   recompute. Right after its load, each table gets its own post-data (indexes, primary and
+   unique keys, triggers) while the other loader keeps loading, as `pg_restore -j` schedules it.
+4. `apply_post_data`: the foreign keys (they span tables, so they wait for every load), then
+   `set_sequences` moves every sequence and identity past the restored rows.
 5. `restore_verify.verify`: counts, checksums, foreign keys and a write smoke test.
 
 `--data-only` loads into tables that exist already (created by the app's migrations): one
