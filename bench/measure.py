@@ -1,4 +1,4 @@
-"""Run a command and measure its wall time and the peak RSS of every process in its tree.
+"""Shared by the benchmarks: run a command and measure its wall time and the peak RSS of every process in its tree.
 
 Samples /proc every 20 ms (no extra dependency), so a short-lived child may be missed; the
 figures are peaks seen, per command name (python, pg_dump, pg_restore, ...).
@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @dataclass
@@ -45,23 +51,44 @@ def _rss_and_name(pid: int) -> tuple[str, float] | None:
 
 
 def measure(label: str, command: list[str], env: dict[str, str] | None = None) -> Measurement:
-    started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peaks: dict[str, float] = {}
-    while process.poll() is None:
-        tree, frontier = [], [process.pid]
-        while frontier:
-            pid = frontier.pop()
-            tree.append(pid)
-            frontier += _children(pid)
-        for pid in tree:
-            seen = _rss_and_name(pid)
-            if seen:
-                name, rss = seen
-                peaks[name] = max(peaks.get(name, 0.0), rss)
-        time.sleep(0.02)
-    seconds = time.monotonic() - started
-    stderr = process.stderr.read().decode(errors="replace")
-    if process.returncode != 0:
-        raise SystemExit(f"{label} failed (exit {process.returncode}): {stderr.strip().splitlines()[-1:]}")
-    return Measurement(label, round(seconds, 2), {k: round(v, 1) for k, v in peaks.items()}, process.returncode)
+    """Wall time and peak RSS per process name over the command's whole process tree.
+
+    Output goes to a file, never a pipe nobody reads (a chatty Dagster run would block on it)."""
+    with tempfile.TemporaryFile() as output:
+        started = time.monotonic()
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        peaks: dict[str, float] = {}
+        while process.poll() is None:
+            tree, frontier = [], [process.pid]
+            while frontier:
+                pid = frontier.pop()
+                tree.append(pid)
+                frontier += _children(pid)
+            for pid in tree:
+                seen = _rss_and_name(pid)
+                if seen:
+                    name, rss = seen
+                    peaks[name] = max(peaks.get(name, 0.0), rss)
+            time.sleep(0.02)
+        seconds = time.monotonic() - started
+        if process.returncode != 0:
+            output.seek(0)
+            tail = output.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise SystemExit(f"{label} failed (exit {process.returncode}): {' | '.join(tail)}")
+    return Measurement(label, round(seconds, 2), {k: round(v, 1) for k, v in peaks.items()}, 0)
+
+
+def database_url(name: str) -> str:
+    return psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def pg_env(url: str) -> dict[str, str]:
+    """PG* variables for pg_dump / pg_restore, so no URL goes on their command line."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return {**os.environ, "PGHOST": info.get("host") or "127.0.0.1", "PGPORT": str(info.get("port") or 5432),
+            "PGUSER": info.get("user") or "postgres", "PGDATABASE": info["dbname"]}

@@ -16,10 +16,8 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
@@ -28,15 +26,10 @@ from psycopg import sql
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.measure import Measurement, _children, _rss_and_name  # noqa: E402
+from bench.measure import ADMIN_URL, Measurement, database_url, drop_database, measure, pg_env  # noqa: E402
 from skillswap_backup.lib.demo_db import create_demo_database  # noqa: E402
 
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CLI = str(Path(sys.executable).parent / "skillswap-backup")
-
-
-def database_url(name: str) -> str:
-    return psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
 
 
 def create_database(name: str) -> str:
@@ -44,45 +37,6 @@ def create_database(name: str) -> str:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return database_url(name)
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def pg_env(url: str) -> dict[str, str]:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    return {**os.environ, "PGHOST": info.get("host") or "127.0.0.1", "PGPORT": str(info.get("port") or 5432),
-            "PGUSER": info.get("user") or "postgres", "PGDATABASE": info["dbname"]}
-
-
-def measure(label: str, command: list[str], env: dict[str, str]) -> Measurement:
-    """Wall time and peak RSS per process name over the command's whole process tree.
-
-    Output goes to a file, never a pipe nobody reads (a chatty Dagster run would block on it)."""
-    with tempfile.TemporaryFile() as output:
-        started = time.monotonic()
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-        peaks: dict[str, float] = {}
-        while process.poll() is None:
-            tree, frontier = [], [process.pid]
-            while frontier:
-                pid = frontier.pop()
-                tree.append(pid)
-                frontier += _children(pid)
-            for pid in tree:
-                seen = _rss_and_name(pid)
-                if seen:
-                    name, rss = seen
-                    peaks[name] = max(peaks.get(name, 0.0), rss)
-            time.sleep(0.02)
-        seconds = time.monotonic() - started
-        if process.returncode != 0:
-            output.seek(0)
-            tail = output.read().decode(errors="replace").strip().splitlines()[-3:]
-            raise SystemExit(f"{label} failed (exit {process.returncode}): {' | '.join(tail)}")
-    return Measurement(label, round(seconds, 2), {k: round(v, 1) for k, v in peaks.items()}, 0)
 
 
 def table_rows(url: str) -> dict[str, int]:

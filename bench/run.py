@@ -15,36 +15,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.measure import Measurement, measure  # noqa: E402
+from bench.measure import ADMIN_URL, Measurement, database_url, drop_database, measure, pg_env  # noqa: E402
 from skillswap_backup.lib.demo_db import create_demo_database  # noqa: E402
 
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BIN = Path(sys.executable).parent
 
 
-def database_url(name: str) -> str:
-    return psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def libpq_env(url: str) -> dict[str, str]:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    return {**os.environ, "PGHOST": info.get("host", "127.0.0.1"), "PGPORT": str(info.get("port", 5432)),
-            "PGUSER": info.get("user", "postgres"), "PGDATABASE": info["dbname"]}
-
-
 def bench_backup(source_url: str, work: Path) -> tuple[Measurement, Measurement]:
-    dump = measure("pg_dump -Fc", ["pg_dump", "-Fc", "-f", str(work / "full.dump")], libpq_env(source_url))
+    dump = measure("pg_dump -Fc", ["pg_dump", "-Fc", "-f", str(work / "full.dump")], pg_env(source_url))
     env = {
         **os.environ,
         "DATABASE_URL": source_url,
