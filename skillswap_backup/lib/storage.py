@@ -170,11 +170,12 @@ class SnapshotStore:
         if self.fs.exists(self._full(relpath)):
             self.fs.rm(self._full(relpath), recursive=True)
 
-    def list_files(self) -> list[str]:
-        """Every file under the snapshot folder, relative, temporary files excluded."""
-        if not self.fs.exists(self.folder):
+    def list_files(self, under: str = "") -> list[str]:
+        """Every file under the snapshot folder (or its subfolder `under`), relative, temporary files excluded."""
+        top = posixpath.join(self.folder, under) if under else self.folder
+        if not self.fs.exists(top):
             return []
-        found = self.fs.find(self.folder)
+        found = self.fs.find(top)
         prefix = self.folder.rstrip("/") + "/"
         rel = [f[len(prefix):] if f.startswith(prefix) else f.split(self.folder.lstrip("/") + "/", 1)[-1] for f in found]
         return sorted(r for r in rel if not posixpath.basename(r).startswith((".tmp-", ".write-probe-")))
@@ -186,8 +187,9 @@ class SnapshotStore:
         return f"tables/{table.file_stem}"
 
     def table_parts(self, table: Table) -> list[str]:
-        directory = self.table_dir(table) + "/"
-        return [f for f in self.list_files() if f.startswith(directory) and ".parquet" in f]
+        # List only the table's own folder: a whole-snapshot listing per table is one object-store
+        # LIST per table read (restore, checks, verify).
+        return [f for f in self.list_files(self.table_dir(table)) if ".parquet" in f]
 
     def parquet_file(self, stored_path: str) -> pq.ParquetFile:
         """Open one Parquet part. Encrypted parts are decrypted into memory: parts are bounded
