@@ -1,5 +1,9 @@
 """Dagster definitions, assembled from the catalog file (never from the live database).
 
+Without a catalog only the jobs that need nothing but snapshot folders are defined (restore,
+verify, prune): that is the new machine a restore runs on, or the one left after the source
+expired, where `discover` cannot run and must not be needed.
+
 Every asset of a run executes in one process (in_process executor): the connection that
 exported the run's snapshot must stay open while all tables are read, as pg_dump's does.
 """
@@ -13,6 +17,7 @@ from .defs.backup.jobs import build_backup_job
 from .defs.backup.manifest_asset import build_manifest_asset
 from .defs.backup.table_assets import build_table_assets
 from .defs.lifecycle import build_lifecycle_definitions
+from .defs.lifecycle.jobs import prune_job, verify_job
 from .defs.partitions import snapshot_partitions
 from .defs.quality.wiring import build_snapshot_checks
 from .defs.resources import BackupStorage, SourceDatabase
@@ -22,7 +27,21 @@ from .lib.catalog import load_catalog
 
 
 def build_definitions() -> dg.Definitions:
-    catalog = load_catalog(settings.catalog_path())
+    snapshot_jobs = dg.Definitions(
+        jobs=[build_restore_job(), verify_job, prune_job],
+        resources={
+            "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
+            "storage": BackupStorage(root=settings.backup_root(), anonymize=settings.anonymize_json()),
+            "target": RestoreTarget(url=dg.EnvVar("NEW_DATABASE_URL")),
+        },
+        executor=dg.in_process_executor,
+    )
+    if not settings.catalog_path().exists():
+        return snapshot_jobs
+    return dg.Definitions.merge(snapshot_jobs, _backup_definitions(load_catalog(settings.catalog_path())))
+
+
+def _backup_definitions(catalog) -> dg.Definitions:
     partitions = snapshot_partitions()
     table_assets = build_table_assets(catalog, partitions)
     dump_assets = build_dump_assets(partitions, [key for asset in table_assets for key in asset.keys])
@@ -31,16 +50,10 @@ def build_definitions() -> dg.Definitions:
     lifecycle = build_lifecycle_definitions(backup_job=backup_job, partitions=partitions)
     return dg.Definitions(
         assets=[*table_assets, *dump_assets, build_manifest_asset(catalog, partitions, upstream), *lifecycle.assets],
-        jobs=[backup_job, build_restore_job(), *lifecycle.jobs],
+        jobs=[backup_job],
         asset_checks=[*lifecycle.asset_checks, *build_snapshot_checks(catalog, partitions)],
         schedules=[*lifecycle.schedules],
         sensors=[*lifecycle.sensors],
-        resources={
-            "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
-            "storage": BackupStorage(root=settings.backup_root(), anonymize=settings.anonymize_json()),
-            "target": RestoreTarget(url=dg.EnvVar("NEW_DATABASE_URL")),
-        },
-        executor=dg.in_process_executor,
     )
 
 

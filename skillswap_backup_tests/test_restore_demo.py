@@ -91,6 +91,19 @@ def test_cli_restores_the_demo_verified_and_the_demo_user_can_log_in(demo):
                 assert runs[0].is_success and runs[0].tags["skillswap/snapshot"] == KEY
 
 
+def test_cli_restores_on_a_machine_that_has_only_the_backups(demo, tmp_path):
+    """The new server after the old provider expired: no catalog, no source database to discover."""
+    source, env = demo
+    bare = {**env, "BACKUP_CATALOG": str(tmp_path / "no-catalog-here.json")}
+    with scratch_database("ssb_test_rd_bare") as target:
+        result = run_cli("restore", "--target-url", target, env=bare)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "verified: every table matches the snapshot" in result.stdout
+        assert not (tmp_path / "no-catalog-here.json").exists()
+        for qualified in ALL_TABLES:
+            assert rows_as_text(target, qualified) == rows_as_text(source, qualified), qualified
+
+
 def test_cli_critical_tier_gives_a_database_whose_foreign_keys_hold(demo):
     source, env = demo
     with scratch_database("ssb_test_rd_tier") as target:

@@ -14,10 +14,10 @@ from .sensors import Clock, build_sensors, build_status_checks, snapshots_asset,
 
 
 def build_lifecycle_definitions(*, backup_job, partitions, clock: Clock = utc_now) -> dg.Definitions:
-    """The snapshots asset and its checks, jobs, schedules and sensors, to add to the project's definitions."""
+    """The snapshots asset and its checks, schedules and sensors, to add to the project's definitions
+    (the verify and prune jobs they launch are defined with restore: they need no catalog)."""
     return dg.Definitions(
         assets=[snapshots_asset()],
-        jobs=[verify_job, prune_job],
         asset_checks=build_status_checks(partitions),
         schedules=build_schedules(backup_job, verify_job),
         sensors=build_sensors(backup_job=backup_job, verify_job=verify_job, partitions=partitions, clock=clock),
