@@ -258,6 +258,54 @@ def test_post_restore_validation_fails_when_the_target_is_tampered_after_the_loa
         restore_verify.require_ok(report)
 
 
+def _restored(store, manifest, target, **options):
+    plan = restore.plan_restore(store, manifest, target, restore.RestoreOptions(snapshot=KEY, **options))
+    restore.apply_schema(store, manifest, target, plan, log=lambda _: None)
+    loads = restore.load_tables(store, manifest, target, plan, log=lambda _: None)
+    restore.apply_post_data(store, manifest, target, plan, log=lambda _: None)
+    restore.set_sequences(store, manifest, target, plan, log=lambda _: None)
+    return plan, loads
+
+
+def test_a_target_identical_to_the_snapshot_takes_its_results_and_validate_target_reruns_them(clean):
+    tmp, _, _ = clean
+    store = SnapshotStore(str(tmp / "backups"), KEY)
+    manifest = read_manifest(store)
+    snapshot = json.loads((tmp / "backups" / KEY / "reports" / "quality.json").read_text())
+    checks = sum(len(t["families"]) for t in snapshot["tables"])
+    with scratch_database("ssb_test_qi_basis") as target:
+        plan, loads = _restored(store, manifest, target)
+        carried = restore_verify.verify(manifest, target, plan, loads, log=lambda _: None, store=store)
+        plan.validate_target = True
+        rerun = restore_verify.verify(manifest, target, plan, loads, log=lambda _: None, store=store)
+    assert carried.ok and rerun.ok
+    assert carried.quality["basis"] == "snapshot" and rerun.quality["basis"] == "target"
+    for report in (carried, rerun):
+        assert (report.quality["status"], report.quality["checks"], report.quality["passed"]) == ("passed", checks, checks)
+    # Results that cannot be shown to have judged these very files are never carried over.
+    assert restore_quality.snapshot_results(store, manifest, plan.tables) is not None
+    unchecked = {**manifest, "quality": {"status": "unchecked"}}
+    assert restore_quality.snapshot_results(store, unchecked, plan.tables) is None
+    recounted = json.loads(json.dumps(manifest))
+    recounted["tables"]["public.skills"]["rows"] += 1
+    assert restore_quality.snapshot_results(store, recounted, plan.tables) is None
+
+
+def test_a_target_that_differs_from_the_snapshot_is_validated_itself_naming_the_rows(clean):
+    tmp, _, _ = clean
+    store = SnapshotStore(str(tmp / "backups"), KEY)
+    manifest = read_manifest(store)
+    with scratch_database("ssb_test_qi_differs") as target:
+        plan, loads = _restored(store, manifest, target)
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE swap_ratings DROP CONSTRAINT {RATER_FK}")
+            conn.execute("UPDATE swap_ratings SET rater_id = 424242 WHERE id = 3")
+        report = restore_verify.verify(manifest, target, plan, loads, log=lambda _: None, store=store)
+    assert not report.ok and report.quality["basis"] == "target"
+    assert any(p.startswith("public.swap_ratings: content checksum") for p in report.problems)
+    assert any(p.startswith("data quality: public.swap_ratings foreign_keys") and "424242" in p for p in report.problems)
+
+
 def _family(table: str, family: str, passed: bool, count: int) -> TableQuality:
     result = TableQuality(table=table, asset_path=["skillswap", table], rows=1, source_rows=1)
     result.families[family] = FamilyResult(family, passed, "expected", "observed", unexpected_count=count)
@@ -324,6 +372,7 @@ def test_restore_refuses_the_snapshot_then_force_carries_the_violations_over(dir
         assert any("foreign_keys" in line and '{"id": 1001, "rater_id": 9999}' in line for line in carried)
         assert any("check_constraints" in line and '{"id": 1002, "rating": 9}' in line for line in carried)
         assert "verified: every table matches the snapshot (violations the snapshot already had are carried over" in out
+        assert "(content identical to the snapshot by checksum, constraints validated by PostgreSQL" in out
         assert SECRET not in out + forced.stderr
         with psycopg.connect(target) as conn:
             assert conn.execute("SELECT rater_id FROM swap_ratings WHERE id = 1001").fetchone() == (9999,)

@@ -96,9 +96,11 @@ def test_cli_restores_on_a_machine_that_has_only_the_backups(demo, tmp_path):
     source, env = demo
     bare = {**env, "BACKUP_CATALOG": str(tmp_path / "no-catalog-here.json")}
     with scratch_database("ssb_test_rd_bare") as target:
-        result = run_cli("restore", "--target-url", target, env=bare)
+        result = run_cli("restore", "--validate-target", "--target-url", target, env=bare)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "verified: every table matches the snapshot" in result.stdout
+        # --validate-target: the suites ran on the restored database itself.
+        assert "data quality of the restored database: 39/39 checks passed on 10 tables" in result.stdout
         assert not (tmp_path / "no-catalog-here.json").exists()
         for qualified in ALL_TABLES:
             assert rows_as_text(target, qualified) == rows_as_text(source, qualified), qualified

@@ -69,6 +69,8 @@ class RestoreOptions:
     source: str = "parquet"
     jobs: int = 2
     force: bool = False  # restore a snapshot that failed blocking data-quality checks
+    # Run the suites on the target even when its content is proven identical to the snapshot.
+    validate_target: bool = False
 
 
 @dataclass
@@ -88,6 +90,7 @@ class RestorePlan:
     existing: list[str] = field(default_factory=list)  # restored tables present in the target before
     notes: list[str] = field(default_factory=list)
     quality: dict = field(default_factory=dict)  # restore_quality.QualityGate of the restored tables
+    validate_target: bool = False
 
 
 def open_snapshot(root: str, partition_key: str | None) -> tuple[SnapshotStore, dict]:
@@ -231,6 +234,7 @@ def plan_restore(store: SnapshotStore, manifest: dict, target_url: str, options:
         added_parents=added,
         existing=existing,
         quality=quality.to_dict(),
+        validate_target=options.validate_target,
     )
 
 
@@ -749,7 +753,7 @@ def restore_snapshot(
         set_sequences(store, manifest, target_url, plan, log)
         timings["sequences"] = round(time.monotonic() - started, 3)
     return restore_verify.require_ok(
-        restore_verify.verify(manifest, target_url, plan, loads, timings=timings, log=log, store=store if report else None)
+        restore_verify.verify(manifest, target_url, plan, loads, timings=timings, log=log, store=store, write_report=report)
     )
 
 

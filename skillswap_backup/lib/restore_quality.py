@@ -5,9 +5,14 @@ or foreign-key check failed) is refused, naming the failed checks and tables, un
 Only the restored tables count: `--tables skills` of a snapshot whose `messages` failed is fine.
 A snapshot with no verdict yet ("unchecked") restores with a warning.
 
-After: the snapshot's Great Expectations suites validate the restored database (counts against
-the manifest, keys, NOT NULL, CHECKs, foreign keys; `quality.validate_database`). A failure the
-snapshot's own verdict already recorded (e.g. orphan rows behind a foreign key the source
+After: when every restored table's row count and content checksum, computed by PostgreSQL on the
+target, equal the snapshot's, the target holds exactly the rows the snapshot's suites judged, and
+PostgreSQL itself has validated every key, NOT NULL, CHECK and foreign key while building
+post-data: the snapshot's results are the target's (`basis` "snapshot"), with no second pass over
+the data. Otherwise — content differs, the snapshot has no results, or `--validate-target` — the
+snapshot's Great Expectations suites validate the restored database itself (counts against the
+manifest, keys, NOT NULL, CHECKs, foreign keys; `quality.validate_database`), and name the
+offending rows. A failure the snapshot's own verdict already recorded (e.g. orphan rows behind a foreign key the source
 declared NOT VALID, restored with `--force`) is *carried over*: listed, not fatal. Anything new
 (more violations than the snapshot had, or a family the snapshot passed) fails the restore.
 
@@ -25,6 +30,7 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 
 from .quality.plan import BLOCKING_FAMILIES, FAMILIES
@@ -161,6 +167,7 @@ class RestoreQuality:
     problems: list[str] = field(default_factory=list)  # new ones: they fail the restore
     summary: str = ""  # text_summary of the results
     report: str = ""  # where the report was written ("" when not written)
+    basis: str = "target"  # target: the suites ran on the database; snapshot: its proven-identical snapshot's results
 
     @property
     def ok(self) -> bool:
@@ -169,6 +176,9 @@ class RestoreQuality:
     def lines(self) -> list[str]:
         head = f"data quality of the restored database: {self.passed}/{self.checks} checks passed on {self.tables} tables"
         out = [head + {"passed": "", "carried_over": " (the rest carried over from the snapshot)", "failed": " — FAILED"}[self.status]]
+        if self.basis == "snapshot":
+            out.append("  (content identical to the snapshot by checksum, constraints validated by PostgreSQL: "
+                       "the snapshot's suite results apply; --validate-target runs them on the database)")
         out += [f"  carried over from the snapshot: {c}" for c in self.carried_over]
         out += [f"  NEW in the restored database: {p}" for p in self.problems]
         if self.report:
@@ -225,6 +235,28 @@ def validate_target(manifest: dict, target_url: str, tables: list[str], known: d
     return judge(results, known or {}), results
 
 
+def snapshot_results(store, manifest: dict, tables: list[str]) -> list[TableQuality] | None:
+    """The snapshot's own suite results for `tables` (from reports/quality.json), or None when
+    it has none that provably judged these files: its manifest carries no verdict (checks not run
+    since the partition was last written; an older run's quality.json may linger), a table was
+    not validated, or a result counted other rows than the manifest records."""
+    if (manifest.get("quality") or {}).get("status", "unchecked") == "unchecked":
+        return None
+    stored = {t["table"]: t for t in _stored_report(store).get("tables", [])}
+    for name in tables:
+        found, recorded = stored.get(name), manifest["tables"][name]
+        if not found or found.get("error") or (found.get("rows"), found.get("source_rows")) != (recorded["rows"], recorded["source_rows"]):
+            return None
+    return [TableQuality.from_dict(stored[name]) for name in tables] if tables else None
+
+
+def snapshot_verdict(results: list[TableQuality], known: dict[str, dict[str, int | None]]) -> RestoreQuality:
+    """The target's verdict when its content is proven identical to the snapshot's."""
+    verdict = judge(results, known)
+    verdict.basis = "snapshot"
+    return verdict
+
+
 def _folder_name(database: str, when: datetime) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", database) or "target"
     return f"{RESTORE_REPORT_PREFIX}{safe}-{when.strftime('%Y%m%dT%H%M%SZ')}"
@@ -248,7 +280,11 @@ def write_report(store, verdict: RestoreQuality, results: list[TableQuality], *,
     }
     with tempfile.TemporaryDirectory(prefix="skillswap-restore-docs-") as tmp:
         site = Path(tmp) / "site"
-        build_data_docs(results, site, run_name="restore")
+        if verdict.basis == "snapshot":
+            site.mkdir()
+            (site / "index.html").write_text(_carried_page(verdict, results, database, store.partition_key))
+        else:
+            build_data_docs(results, site, run_name="restore")
         (site / "quality.json").write_text(json.dumps(body, indent=2))
         # The pages take only a favicon from static/ (≈4 MB of fonts and images): point them at
         # the snapshot's own reports/static/ rather than storing a copy per restore.
@@ -269,6 +305,33 @@ def write_report(store, verdict: RestoreQuality, results: list[TableQuality], *,
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(path.read_bytes())
             return str(local / "index.html")
+
+
+def _carried_page(verdict: RestoreQuality, results: list[TableQuality], database: str, partition_key: str) -> str:
+    """The restore's page when the snapshot's results apply: the verdict per table, and a link to
+    the snapshot's own Data Docs (one folder up), which show every expectation."""
+    rows = "\n".join(
+        f"<tr><td>{escape(r.table)}</td><td>{r.rows}</td><td>{sum(f.passed for f in r.families.values())}/{len(r.families)}</td>"
+        f"<td>{escape(', '.join(r.failed_families()) or 'none')}</td></tr>"
+        for r in results
+    )
+    notes = "".join(f"<li>carried over from the snapshot: {escape(c)}</li>" for c in verdict.carried_over)
+    notes += "".join(f"<li>NEW in the restored database: {escape(p)}</li>" for p in verdict.problems)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Restore of {escape(partition_key)} into {escape(database)}</title></head>
+<body>
+<h1>Restore of snapshot {escape(partition_key)} into {escape(database)}</h1>
+<p>{verdict.passed}/{verdict.checks} checks passed on {verdict.tables} tables ({escape(verdict.status)}).
+Every restored table's row count and content checksum, computed by PostgreSQL on {escape(database)}, equal the
+snapshot's, and PostgreSQL validated its keys and constraints: the results of the snapshot's suites apply to it.
+The expectations themselves are in the <a href="../index.html">snapshot's Data Docs</a>.</p>
+<ul>{notes}</ul>
+<table border="1" cellpadding="4">
+<tr><th>table</th><th>rows</th><th>checks passed</th><th>failed families</th></tr>
+{rows}
+</table>
+</body></html>
+"""
 
 
 def restore_reports(store) -> list[str]:

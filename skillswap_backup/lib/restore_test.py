@@ -101,7 +101,10 @@ def _restore_into(store: SnapshotStore, target_url: str, log: Callable[[str], No
     """The project's own restore (the one `skillswap-backup restore` runs), with its own verification."""
     from . import restore
 
-    report = restore.restore_snapshot(store, target_url, options=restore.RestoreOptions(snapshot=store.partition_key), log=log)
+    # The weekly test has time to spare: the suites run on the restored database itself, an
+    # independent second judgement of the snapshot's content.
+    options = restore.RestoreOptions(snapshot=store.partition_key, validate_target=True)
+    report = restore.restore_snapshot(store, target_url, options=options, log=log)
     return {"foreign_keys_checked": report.foreign_keys, "smoke_tests": len(report.smoke)}
 
 

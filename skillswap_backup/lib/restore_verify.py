@@ -223,9 +223,12 @@ def _smoke_insert(conn, table: Table, sequence: str, column: str, insert, high) 
 
 
 def verify(
-    manifest: dict, target_url: str, plan, loads: list, *, timings: dict | None = None, log=print, store=None
+    manifest: dict, target_url: str, plan, loads: list, *, timings: dict | None = None, log=print, store=None,
+    write_report: bool = False,
 ) -> RestoreReport:
-    """Check the restored target; with `store`, its data-quality report is written into the snapshot."""
+    """Check the restored target. With `store` (the snapshot's), a target proven identical to the
+    snapshot takes the snapshot's data-quality results instead of a second pass of the suites;
+    `write_report` also writes the restore's data-quality report into the snapshot."""
     from . import restore_quality
     from .restore import owned_sequences, plan_tables
 
@@ -265,8 +268,13 @@ def verify(
                 smoke.append(done)
     all_timings = {**(timings or {}), "verify": round(time.monotonic() - started, 3)}
     started = time.monotonic()
-    quality, results = restore_quality.validate_target(manifest, target_url, plan.tables, known)
-    if store is not None:
+    identical = not problems and not carried and all(r.ok for r in reports) and len(reports) == len(plan.tables)
+    stored = restore_quality.snapshot_results(store, manifest, plan.tables) if store is not None else None
+    if identical and stored is not None and not getattr(plan, "validate_target", False):
+        quality, results = restore_quality.snapshot_verdict(stored, known), stored
+    else:
+        quality, results = restore_quality.validate_target(manifest, target_url, plan.tables, known)
+    if store is not None and write_report:
         quality.report = restore_quality.write_report(store, quality, results, database=plan.target.rsplit("/", 1)[-1], log=log)
     problems += [f"data quality: {problem}" for problem in quality.problems]
     all_timings["quality"] = round(time.monotonic() - started, 3)

@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="parallel loads and index builds (default: 2)")
     parser.add_argument("--force", action="store_true",
                         help="restore a snapshot that failed blocking data-quality checks; the report lists the violations carried over")
+    parser.add_argument("--validate-target", action="store_true",
+                        help="run the snapshot's data-quality suites on the restored database even when every table's "
+                        "content is proven identical to the snapshot (slower; by default the snapshot's verdict carries over)")
     rotate_options.add_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -77,6 +80,7 @@ def run(args) -> int:
         source=args.source,
         jobs=args.jobs,
         force=args.force,
+        validate_target=args.validate_target,
     )
     # The same checks the job's first step makes, here first: a refused target or an unknown
     # snapshot or table is one line, before any run starts.
@@ -95,6 +99,7 @@ def run(args) -> int:
         "source": options.source,
         "jobs": options.jobs,
         "force": options.force,
+        "validate_target": options.validate_target,
     }
     result = launch(
         "restore",

@@ -37,6 +37,10 @@ class RestoreConfig(dg.Config):
         default=False,
         description="Restore a snapshot that failed blocking data-quality checks; the report lists the violations carried over.",
     )
+    validate_target: bool = Field(
+        default=False,
+        description="Run the snapshot's data-quality suites on the target even when every table's content is proven identical to the snapshot.",
+    )
 
 
 def _open(storage: BackupStorage, plan: restore_lib.RestorePlan):
@@ -55,6 +59,7 @@ def restore_plan(context: dg.OpExecutionContext, config: RestoreConfig, storage:
     options = restore_lib.RestoreOptions(
         snapshot=config.snapshot, mode=config.mode, tables=tuple(config.tables), tier=config.tier,
         clean=config.clean, source=config.source, jobs=config.jobs, force=config.force,
+        validate_target=config.validate_target,
     )
     try:
         plan = restore_lib.plan_restore(store, manifest, target.url, options)
@@ -107,11 +112,12 @@ def restore_post_data(context: dg.OpExecutionContext, state: dict, storage: Back
 
 @dg.op
 def verify_restore(context: dg.OpExecutionContext, state: dict, storage: BackupStorage, target: RestoreTarget) -> dg.Output[dict]:
-    """Compare counts and checksums with the snapshot, check foreign keys, smoke-test writes, and run the snapshot's data-quality suites on the target."""
+    """Compare counts and checksums with the snapshot, check foreign keys, smoke-test writes, and give the data-quality verdict of the target."""
     plan = state["plan"]
     store, manifest = _open(storage, plan)
     report = restore_verify.verify(
-        manifest, target.url, plan, state["loads"], timings=state["timings"], log=_logger(context), store=store
+        manifest, target.url, plan, state["loads"], timings=state["timings"], log=_logger(context), store=store,
+        write_report=True,
     )
     metadata = {
         "snapshot": plan.partition_key,
