@@ -5,7 +5,6 @@ in place), partial restores keep their foreign keys, and bad requests get one li
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import bcrypt
 import dagster as dg

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from . import json_export, pgtypes, sanitize
+from .arrow_memory import arrow_pool
 from .catalog import Table
 from .storage import SnapshotStore, StoredFile
 
@@ -260,6 +261,11 @@ def backup_table(
     and writes Parquet, one worker renders and writes JSON, and — given `checksum_conn`, a second
     connection in the same snapshot — PostgreSQL computes the content checksum meanwhile.
     """
+    with arrow_pool("jemalloc"):
+        return _backup_table(conn, table, store, snapshot_id=snapshot_id, json_plan=json_plan, checksum_conn=checksum_conn)
+
+
+def _backup_table(conn, table, store, *, snapshot_id, json_plan, checksum_conn) -> TableBackup:
     started = time.monotonic()
     check_drift(conn, table)
     schema = pgtypes.arrow_schema(table)

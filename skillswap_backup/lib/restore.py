@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from . import copy_text, dumps, integrity, ordering, pg, pgdump, pgtypes, restore_quality, schema_objects
+from .arrow_memory import arrow_pool
 from .backup import apply_session_settings
 from .catalog import Catalog, Table
 from .manifest import IncompleteSnapshot, list_snapshots, read_manifest
@@ -570,22 +570,9 @@ def _pg_message(error: psycopg.Error) -> str:
     return text
 
 
-@contextmanager
-def _system_allocator() -> Iterator[None]:
-    """Arrow memory from malloc while loading: Arrow's default pool (mimalloc) keeps the pages of
-    every batch it freed, so its footprint creeps up with the tables; malloc gives them back.
-    Buffers remember their pool, so switching back afterwards is safe."""
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-
-
 def load_tables(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log = print) -> list[TableLoad]:
     """Stream every planned table from Parquet into the target."""
-    with _system_allocator():
+    with arrow_pool("system"):
         return _load_tables(store, manifest, target_url, plan, log)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .jobs import prune_job, verify_job
+from .jobs import verify_job
 from .schedules import build_schedules
 from .sensors import Clock, build_sensors, build_status_checks, snapshots_asset, utc_now
 

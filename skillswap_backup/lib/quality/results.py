@@ -7,7 +7,6 @@ re-reading data). Samples of offending rows are capped, so results stay small at
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import decimal
 import json
