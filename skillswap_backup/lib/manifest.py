@@ -11,10 +11,15 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 
-from .catalog import Catalog
+from .catalog import Catalog, Table
 from .storage import MANIFEST, SnapshotStore
 
 MANIFEST_FORMAT = 1
+
+
+def meta_path(table: Table) -> str:
+    """What a table's backup wrote (files, rows, checksums), gathered into the manifest."""
+    return f"meta/{table.file_stem}.json"
 
 
 class IncompleteSnapshot(Exception):

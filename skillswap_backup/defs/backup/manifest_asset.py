@@ -5,10 +5,10 @@ import dagster as dg
 from ...lib import dumps
 from ...lib import manifest as manifest_lib
 from ...lib.catalog import Catalog
+from ...lib.manifest import meta_path
 from ...lib.quality.publish import QUALITY_JSON
 from ...lib.storage import MANIFEST
 from ..resources import BackupStorage, SourceDatabase
-from .table_assets import meta_path
 
 MANIFEST_KEY = dg.AssetKey(["skillswap", "manifest"])
 

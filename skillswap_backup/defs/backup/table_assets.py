@@ -11,6 +11,7 @@ import dagster as dg
 
 from ...lib import backup, ordering, sanitize
 from ...lib.catalog import Catalog, Table
+from ...lib.manifest import meta_path
 from ...lib.storage import MANIFEST
 from .. import retries
 from ..resources import BackupStorage, SourceDatabase
@@ -46,9 +47,6 @@ def _preview_markdown(rows: list[dict]) -> str:
         cells = [str(row.get(n, "")).replace("|", "\\|").replace("\n", " ")[:60] for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-def meta_path(table: Table) -> str:
-    return f"meta/{table.file_stem}.json"
 
 def _build_table_asset(
     *, table: Table, parents: set[str], catalog: Catalog, partitions: dg.PartitionsDefinition

@@ -7,14 +7,15 @@ something to check). The checks are partitioned like the table assets (`AssetChe
 snapshot partition it judged.
 
 By default all tables' checks run in one `multi_asset_check` step: Great Expectations costs
-seconds and ~140 MB to import, paid once per step, and foreign-key checks need the parent
-tables of the same snapshot anyway. The step validates one table at a time (only the key
+seconds and ~260 MB of RSS to import, paid once per step, and foreign-key checks need the parent
+tables of the same snapshot anyway (the project's snapshot checks validate in a child process,
+see `lib.quality.worker`). The step validates one table at a time (only the key
 columns it needs), and `can_subset` lets a run or the UI execute any subset of the checks.
 
 Row-count, primary-key and foreign-key checks are blocking with ERROR severity: a snapshot that
 fails them is not a faithful copy. NOT NULL and CHECK-constraint failures are warnings.
 
-Great Expectations is imported only inside the check's body, never when definitions load.
+Great Expectations is imported only where validation runs, never when definitions load.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the `context` annotation at runtime.
@@ -31,10 +32,12 @@ from ...lib.quality.results import FamilyResult, TableQuality, text_summary
 ReaderFor = Callable[[dg.AssetCheckExecutionContext], SnapshotReader]
 # May return metadata (e.g. a link to the Data Docs) to attach to every check result.
 OnResults = Callable[[dg.AssetCheckExecutionContext, list[TableQuality]], "dict | None"]
+# Validates the tables of the context's partition: their results, and metadata for every check.
+Evaluate = Callable[[dg.AssetCheckExecutionContext, list[Table]], "tuple[list[TableQuality], dict | None]"]
 
 
 class ChecksUnavailable(Exception):
-    """Raised by `reader_for` when this run cannot read the snapshot for a legitimate reason
+    """Raised by `reader_for` (or `evaluate`) when this run cannot read the snapshot for a legitimate reason
     (e.g. it is encrypted and no identity is configured): the checks report nothing, with a
     warning, rather than failing a snapshot they could not look at."""
 
@@ -150,8 +153,7 @@ def _build_step(
     *,
     name: str,
     partitions_def: dg.PartitionsDefinition | None,
-    reader_for: ReaderFor,
-    on_results: OnResults | None,
+    evaluate: Evaluate,
     asset_key_for: Callable[[Table], dg.AssetKey],
     required_resource_keys: set[str],
     blocking: bool,
@@ -184,18 +186,11 @@ def _build_step(
         selected = set(context.selected_asset_check_keys)
         chosen = [t for t in tables if any(k.asset_key == asset_key_for(t) for k in selected)]
         try:
-            results = _validate(catalog, chosen, context, reader_for)
+            results, extra = evaluate(context, chosen)
         except ChecksUnavailable as reason:
             context.log.warning(f"data-quality checks not run: {reason}")
             return
         context.log.info(text_summary(results))
-        extra = None
-        if on_results is not None:
-            try:
-                extra = on_results(context, results)
-            except Exception as error:  # noqa: BLE001 - the verdicts matter more than their report
-                context.log.error(f"could not store the quality report: {type(error).__name__}: {error}")
-                extra = {"report_error": f"{type(error).__name__}: {error}"}
         for table, result in zip(chosen, results):
             key = asset_key_for(table)
             for family in result.families:
@@ -203,6 +198,23 @@ def _build_step(
                     yield check_result(result, family, key, extra)
 
     return _quality
+
+
+def in_process(catalog: Catalog, reader_for: ReaderFor, on_results: OnResults | None = None) -> Evaluate:
+    """Validate in the step's own process, reading through `reader_for(context)`; then hand the
+    results to `on_results` (e.g. to store them and build Data Docs)."""
+
+    def evaluate(context: dg.AssetCheckExecutionContext, tables: list[Table]):
+        results = _validate(catalog, tables, context, reader_for)
+        if on_results is None:
+            return results, None
+        try:
+            return results, on_results(context, results)
+        except Exception as error:  # noqa: BLE001 - the verdicts matter more than their report
+            context.log.error(f"could not store the quality report: {type(error).__name__}: {error}")
+            return results, {"report_error": f"{type(error).__name__}: {error}"}
+
+    return evaluate
 
 
 def _validate(
@@ -232,8 +244,9 @@ def build_table_checks(
     catalog: Catalog,
     *,
     partitions_def: dg.PartitionsDefinition | None,
-    reader_for: ReaderFor,
+    reader_for: ReaderFor | None = None,
     on_results: OnResults | None = None,
+    evaluate: Evaluate | None = None,
     asset_key_for: Callable[[Table], dg.AssetKey] = default_asset_key,
     required_resource_keys: Iterable[str] = (),
     blocking: bool = True,
@@ -244,13 +257,13 @@ def build_table_checks(
 
     reader_for(context) gives the SnapshotReader of the run's partition (`context.partition_key`);
     on_results(context, results) receives every validated table's `TableQuality` (e.g. to store
-    them and build Data Docs) before the check results are reported. `one_step=False` makes one
-    step per table instead of one for all (parallel, but each step imports GX).
+    them and build Data Docs) before the check results are reported. Instead of both, `evaluate`
+    may do the whole validation its own way (e.g. in another process). `one_step=False` makes
+    one step per table instead of one for all (parallel, but each step imports GX).
     """
     common = dict(
         partitions_def=partitions_def,
-        reader_for=reader_for,
-        on_results=on_results,
+        evaluate=evaluate or in_process(catalog, reader_for, on_results),
         asset_key_for=asset_key_for,
         required_resource_keys=set(required_resource_keys),
         blocking=blocking,

@@ -1,8 +1,10 @@
 """The project's quality checks: snapshot storage in, `reports/` (quality.json + Data Docs) out.
 
-The checks read the partition's snapshot through the `storage` resource (`BackupStorage`), take
-each table's source count from the `meta/<table>.json` the table asset wrote, and publish the
-results into the snapshot folder, linking the Data Docs from every check result.
+The checks validate the partition's snapshot in a child process (`lib.quality.worker`), so the
+backup run's own process never imports Great Expectations. The child reads the snapshot from the
+`storage` resource's root, takes each table's source count from the `meta/<table>.json` the table
+asset wrote, publishes the results into the snapshot folder and records the verdict in its
+manifest; every check result links the Data Docs.
 
 Failed row-count, primary-key and foreign-key checks have ERROR severity but do not block the
 manifest in Dagster's sense: a snapshot of a source that itself violates a rule (orphans behind
@@ -13,49 +15,43 @@ manifest, `backup` exits non-zero naming the checks, and `restore` refuses it un
 import dagster as dg
 
 from ...lib.catalog import Catalog, Table
-from ...lib.manifest import record_quality
-from ...lib.quality.publish import QUALITY_JSON, publish_reports
-from ...lib.quality.readers import StoreReader
-from ..backup.table_assets import asset_key, meta_path
+from ...lib.quality.worker import validate_in_child
+from ..backup.table_assets import asset_key
 from .checks import ChecksUnavailable, build_table_checks
 
 STORAGE_KEY = "storage"
 
 
-def _reader_for(context: dg.AssetCheckExecutionContext) -> StoreReader:
-    store = getattr(context.resources, STORAGE_KEY).store(context.partition_key)
-    keys = store.encryption
-    if store.encrypted and not (keys.identities or keys.passphrase):
-        raise ChecksUnavailable(
-            "the snapshot is encrypted and this run has no key to read it "
-            "(set BACKUP_AGE_IDENTITY; `verify` can check the snapshot later)"
-        )
-
-    def source_rows(table: Table) -> int:
-        return int(store.read_json(meta_path(table))["source_rows"])
-
-    return StoreReader(store, source_rows)
-
-
 def build_snapshot_checks(catalog: Catalog, partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     order = [t.qualified for t in catalog.tables]
 
-    def on_results(context: dg.AssetCheckExecutionContext, results) -> dict:
-        store = getattr(context.resources, STORAGE_KEY).store(context.partition_key)
-        where = publish_reports(store, results, partition_key=context.partition_key, order=order)
-        # Checks may finish after the manifest: the verdict goes into it either way.
-        record_quality(store, store.read_json(QUALITY_JSON))
-        context.log.info(f"quality report: {where['data_docs']} (restorable: {where['restorable']})")
-        return {
-            "data_docs": dg.MetadataValue.path(where["data_docs"]),
-            "quality_json": dg.MetadataValue.path(where["quality_json"]),
+    def evaluate(context: dg.AssetCheckExecutionContext, tables: list[Table]):
+        storage = getattr(context.resources, STORAGE_KEY)
+        store = storage.store(context.partition_key)
+        keys = store.encryption
+        if store.encrypted and not (keys.identities or keys.passphrase):
+            raise ChecksUnavailable(
+                "the snapshot is encrypted and this run has no key to read it "
+                "(set BACKUP_AGE_IDENTITY; `verify` can check the snapshot later)"
+            )
+        outcome = validate_in_child(
+            root=storage.root, partition_key=context.partition_key, catalog=catalog,
+            tables=[t.qualified for t in tables], order=order, log=context.log.info,
+        )
+        published = outcome.published
+        if "report_error" in published:
+            context.log.error(f"could not store the quality report: {published['report_error']}")
+            return outcome.results, {"report_error": published["report_error"]}
+        context.log.info(f"quality report: {published['data_docs']} (restorable: {published['restorable']})")
+        return outcome.results, {
+            "data_docs": dg.MetadataValue.path(published["data_docs"]),
+            "quality_json": dg.MetadataValue.path(published["quality_json"]),
         }
 
     return build_table_checks(
         catalog,
         partitions_def=partitions,
-        reader_for=_reader_for,
-        on_results=on_results,
+        evaluate=evaluate,
         asset_key_for=asset_key,
         required_resource_keys={STORAGE_KEY},
         blocking=False,
