@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -445,3 +446,21 @@ def test_forced_data_only_restore_keeps_the_orphans_foreign_key_not_valid(dirty)
             assert validated[RATER_FK] is False and validated["swap_ratings_rating_check"] is False
             assert validated["swap_ratings_rated_user_id_users_id_fk"] is True
             assert conn.execute("SELECT count(*) FROM swap_ratings").fetchone() == (10,)
+
+
+def test_the_backup_run_never_imports_great_expectations(tmp_path):
+    """The checks run in a child process: the run's own process stays free of GX's ~260 MB."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import dagster as dg\n"
+        "from skillswap_backup_tests.lifecycle_support import backup_partition, demo_source\n"
+        "with demo_source('ssb_test_qi_nogx', Path(sys.argv[1])), dg.instance_for_test() as instance:\n"
+        "    evaluations = backup_partition('2026-11-22', instance).get_asset_check_evaluations()\n"
+        "    print(len(evaluations), all(e.passed for e in evaluations), 'great_expectations' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    count, passed, imported = out.stdout.split()[-3:]
+    assert int(count) >= 30 and passed == "True" and imported == "False"
+    assert json.loads((tmp_path / "backups" / KEY / "reports" / "quality.json").read_text())["restorable"] is True
