@@ -195,3 +195,38 @@ def test_definitions_load_and_validate_while_the_source_is_down(demo, tmp_path):
             timeout=240,
         )
     assert validate.returncode == 0, validate.stderr[-2000:]
+
+
+NAMED_LIKE_OUR_ASSETS_SQL = """
+CREATE TABLE manifest (id serial PRIMARY KEY, title text NOT NULL);
+CREATE TABLE schema (id serial PRIMARY KEY, manifest_id integer REFERENCES manifest (id));
+CREATE TABLE full_dump (id serial PRIMARY KEY, note text);
+CREATE SCHEMA lifecycle;
+CREATE TABLE lifecycle.snapshots (id serial PRIMARY KEY, taken date);
+INSERT INTO manifest (title) VALUES ('a'), ('b');
+INSERT INTO schema (manifest_id) VALUES (1), (2), (NULL);
+INSERT INTO full_dump (note) VALUES ('x');
+INSERT INTO lifecycle.snapshots (taken) VALUES ('2026-01-01');
+"""
+
+
+def test_tables_named_like_the_projects_own_assets_get_keys_of_their_own(tmp_path):
+    from skillswap_backup_tests.lifecycle_support import discover
+    from skillswap_backup_tests.pgtools import scratch_database
+
+    with scratch_database("ssb_test_named") as url, dg.instance_for_test() as instance:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(NAMED_LIKE_OUR_ASSETS_SQL)
+        discover(url, tmp_path / "catalog.json")
+        settings = {"DATABASE_URL": url, "BACKUP_ROOT": str(tmp_path / "backups"), "BACKUP_CATALOG": str(tmp_path / "catalog.json")}
+        with environment(**settings):
+            result = backup_partition(KEY, instance)
+    keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {
+        "skillswap/tables/public/manifest", "skillswap/tables/public/schema", "skillswap/tables/public/full_dump",
+        "skillswap/tables/lifecycle/snapshots", "skillswap/manifest", "skillswap/schema", "skillswap/full_dump",
+    } <= keys
+    body = json.loads((tmp_path / "backups" / KEY / "manifest.json").read_text())
+    rows = {name: table["rows"] for name, table in body["tables"].items()}
+    assert rows == {"public.manifest": 2, "public.schema": 3, "public.full_dump": 1, "lifecycle.snapshots": 1}
+    assert body["quality"]["restorable"] is True

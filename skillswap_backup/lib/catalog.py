@@ -48,6 +48,10 @@ class CheckConstraint:
     definition: str  # pg_get_constraintdef(), e.g. "CHECK (((score >= 1) AND (score <= 5)))"
 
 
+# Keys (after "skillswap") of the project's own assets: schema, full_dump, manifest, lifecycle.
+PROJECT_ASSET_PATHS = frozenset({("schema",), ("full_dump",), ("manifest",), ("lifecycle", "snapshots")})
+
+
 @dataclass(frozen=True)
 class Table:
     schema: str
@@ -66,8 +70,11 @@ class Table:
 
     @property
     def asset_path(self) -> list[str]:
-        """Asset key path: ["skillswap", table], schema-qualified outside `public`."""
-        parts = [self.name] if self.schema == "public" else [self.schema, self.name]
+        """Asset key path: ["skillswap", table], schema-qualified outside `public`; a table whose
+        key would be one of the project's own assets' goes under "tables", schema-qualified."""
+        parts = (self.name,) if self.schema == "public" else (self.schema, self.name)
+        if parts in PROJECT_ASSET_PATHS:
+            parts = ("tables", self.schema, self.name)
         return ["skillswap", *parts]
 
     @property
