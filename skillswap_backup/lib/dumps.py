@@ -87,6 +87,12 @@ def backup_schema(conn: psycopg.Connection, url: str, store: SnapshotStore, *, s
     return result
 
 
+# gzip level 1 instead of pg_dump's default 6: on the 2M-row bench database the dump takes 1.8 s
+# instead of 3.8 s, while the run's own reads compete for the same cores, for 51 MB instead of
+# 37 MB. Parquet is the restore's primary source; this dump is the plain pg_restore fallback.
+FULL_DUMP_COMPRESSION = 1
+
+
 def start_full_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *, snapshot_id: str, run) -> Future:
     """Check the pg_dump version here (it needs `conn`), then hand the dump to `run` (e.g. a
     thread pool's submit), so it can proceed while this connection reads the tables."""
@@ -94,7 +100,7 @@ def start_full_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *,
     tool = _checked_tool(conn)
 
     def dump() -> DumpResult:
-        args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=False)
+        args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=False, compress=FULL_DUMP_COMPRESSION)
         with pg.libpq_env(url) as env, store.writer(FULL_DUMP) as (out, info):
             pgdump.run_dump(args, env, out, what="the whole database")
         result = DumpResult("full_dump", snapshot_id, tool, round(time.monotonic() - started, 3), [info["stored"]])
