@@ -9,12 +9,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from skillswap_backup.lib import verify
 from skillswap_backup.lib.manifest import list_snapshots, read_manifest
 from skillswap_backup.lib.storage import SnapshotStore
-from skillswap_backup_tests.lifecycle_support import CLI, cli_env, cli_instance, demo_source
+from skillswap_backup_tests.lifecycle_support import CLI, cli_env, cli_instance, demo_source, environment
 
 PREVIOUS, KILLED = "2026-02-01", "2026-02-08"
 SCALE = 300  # ~82k rows: a few seconds of table steps, room to kill between the first and the last
@@ -62,10 +63,14 @@ def test_killed_backup_is_not_listed_and_the_previous_snapshot_still_verifies(tm
         report = verify.verify_snapshot(SnapshotStore(str(root), PREVIOUS))
         assert report.ok and report.files == len(read_manifest(SnapshotStore(str(root), PREVIOUS))["files"])
 
-        # Re-running the killed partition completes it.
+        # Re-running the killed partition completes it, and first closes the killed run in the UI.
         rerun = _backup(env, KILLED)
         output = rerun.communicate(timeout=300)[0]
         assert rerun.returncode == 0, output[-3000:]
+        with environment(**instance_env), dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": KILLED}))
+            assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+        assert f"marked run {runs[1].run_id} failed: the skillswap-backup process running it was killed" in output
         assert list_snapshots(str(root)) == [PREVIOUS, KILLED]
         assert verify.verify_snapshot(SnapshotStore(str(root), KILLED)).ok
         body = read_manifest(SnapshotStore(str(root), KILLED))

@@ -1,7 +1,17 @@
 """Launch a job through the project's Dagster instance (so the run shows in the UI) and turn a
-failed run into one line naming the failed steps and their causes."""
+failed run into one line naming the failed steps and their causes.
+
+A CLI run executes inside the CLI's own process. When that process is killed (SIGKILL, a closed
+terminal, an OOM kill), nothing is left to record the end of the run, and the UI would show it
+as running forever: every launch first marks such orphans failed, found by the host and pid
+tags each CLI run carries.
+"""
 
 from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
 
 import dagster as dg
 
@@ -29,11 +39,39 @@ def failures(result: dg.ExecuteJobResult) -> list[str]:
     return found
 
 
+HOST_TAG = "skillswap/cli_host"
+PID_TAG = "skillswap/cli_pid"
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is still a skillswap-backup process (pids are reused)."""
+    try:
+        return b"skillswap" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs of CLI processes on this host that died without ending them."""
+    active = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    found = instance.get_runs(filters=dg.RunsFilter(statuses=active, tags={HOST_TAG: socket.gethostname()}))
+    reaped = []
+    for run in found:
+        pid = run.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            instance.report_run_failed(run, message=f"the skillswap-backup process {pid} running it ended without finishing it (killed?)")
+            reaped.append(run.run_id)
+    return reaped
+
+
 def launch(job_name: str, *, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict | None = None, what: str) -> dg.ExecuteJobResult:
+    for run_id in fail_orphaned_runs(instance):
+        print(f"marked run {run_id} failed: the skillswap-backup process running it was killed")
     config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     result = dg.execute_job(
         dg.build_reconstructable_job("skillswap_backup.definitions", "job", reconstructable_args=(job_name,)),
-        instance=instance, tags=tags, run_config=config, raise_on_error=False
+        instance=instance, tags={**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        run_config=config, raise_on_error=False,
     )
     problems = failures(result)
     if not result.success or problems:
