@@ -542,8 +542,8 @@ def test_loading_the_checks_does_not_import_great_expectations():
     assert out.split() == ["False", "False"]
 
 
-def test_text_keys_are_coded_but_reported_by_value(tmp_path):
-    """Text keys reach GX as dictionary codes; samples still name the real values."""
+def test_text_keys_are_hashed_but_reported_by_value(tmp_path):
+    """Text keys reach GX as 64-bit hashes; samples still name the real values, read back."""
     devices = Table(
         "app", "devices",
         (col("serial", "text", not_null=True), col("owner_email", "text"), col("slot", "text"), col("rack", "integer")),
@@ -569,4 +569,4 @@ def test_text_keys_are_coded_but_reported_by_value(tmp_path):
         {"serial": "A-2", "slot": "s1", "rack": 1},
     ]
     columns = [r["expectation_config"]["kwargs"].get("column") for r in result.gx_result["results"]]
-    assert "serial (code)" in columns and "owner_email (code)" in columns
+    assert "serial (hash)" in columns and "owner_email (hash)" in columns

@@ -6,9 +6,13 @@
 - each foreign key becomes one boolean column "parent exists", computed here with an Arrow
   hash lookup / anti-join against the parent's key columns from the same snapshot. Suites then
   expect that column to be True, so no parent key set is ever embedded in a suite or report;
-- text and binary key columns become dictionary codes ("email (code)"): uniqueness of codes is
-  uniqueness of values, and GX works on 4-byte integers instead of strings (at ~1M rows this
-  cuts GX's own memory from ~130 MB to ~10 MB). Samples are decoded back to the real values.
+- text and binary columns that only keys and unique rules read become 64-bit hashes
+  ("email (hash)"), computed batch by batch: the strings are never all in memory, and GX works
+  on integers (reading and dictionary-encoding the 1.85M names of the 4M-row bench database's
+  `skills` peaked at ~300 MB more; hashes take 15 MB). Two different values sharing a hash
+  (odds ~n²/2⁶⁵, 1e-7 at 2M rows) would be reported as a duplicate. Such a frame has no key
+  columns for GX to name offending rows by: GX reports row positions, and `rows_at` reads back
+  the real keys and values of those few rows.
 """
 
 from __future__ import annotations
@@ -19,12 +23,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import pgtypes
 from ..catalog import Catalog, ForeignKey, Table
 from .plan import TablePlan
 from .readers import SnapshotReader
 from .results import SAMPLE_LIMIT, plain
 
 ROW_INDEX = "__row__"
+NUMBER_SUFFIX = " (as number)"
+
+
+def as_number(value):
+    """A value stored as text (numeric, …) as the checks compare it."""
+    import pandas as pd
+
+    return plain(pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]) if value is not None else None
 
 
 @dataclass
@@ -32,21 +45,20 @@ class Frame:
     df: object  # pandas.DataFrame
     key_columns: list[str]  # primary-key columns (table names) that name offending rows
     column_for_rule: dict[int, str]  # rule index -> df column the expectation reads
-    renamed: dict[str, str] = field(default_factory=dict)  # table column -> df column (coded keys)
-    decoders: dict[str, pa.Array] = field(default_factory=dict)  # coded df column -> its dictionary
+    renamed: dict[str, str] = field(default_factory=dict)  # table column -> df column (hashed keys)
     fk_samples: dict[str, list[dict]] = field(default_factory=dict)  # FK name -> offending child keys
     fk_orphans: dict[str, int] = field(default_factory=dict)
+    fk_positions: dict[str, list[int]] = field(default_factory=dict)  # FK name -> orphan rows to read back
+    row_values: dict[int, dict] = field(default_factory=dict)  # row position -> its values, read back
 
     def col(self, name: str) -> str:
         """The df column holding table column `name`."""
         return self.renamed.get(name, name)
 
-    def decode(self, df_column: str, value):
-        value = plain(value)
-        dictionary = self.decoders.get(df_column)
-        if dictionary is None or value is None:
-            return value
-        return plain(dictionary[int(value)].as_py())
+    @property
+    def by_position(self) -> bool:
+        """Offending rows are named by position (their keys are hashed in the df)."""
+        return bool(self.renamed)
 
 
 def fk_column_name(fk: ForeignKey) -> str:
@@ -83,23 +95,67 @@ def _to_pandas(table: pa.Table):
     return table.to_pandas(types_mapper=mapping.get, self_destruct=True, split_blocks=True)
 
 
+def _batches(reader: SnapshotReader, table: Table, columns: list[str]):
+    stream = getattr(reader, "iter_batches", None)
+    return stream(table, columns) if stream else reader.read_columns(table, columns).to_batches()
+
+
+def _streamed(reader: SnapshotReader, table: Table, column: str, rows: int, convert, dtype):
+    """`convert(array)` of each batch of one column, into one numpy array of `rows` values."""
+    out = np.empty(rows, dtype=dtype)
+    offset = 0
+    for batch in _batches(reader, table, [column]):
+        chunk = convert(batch.column(0))
+        if offset + len(chunk) > rows:
+            raise ValueError(f"{table.qualified}.{column} has more rows than the table's key columns")
+        out[offset : offset + len(chunk)] = chunk
+        offset += len(chunk)
+    if offset != rows:
+        raise ValueError(f"{table.qualified}.{column} has {offset} rows, other columns {rows}")
+    return out
+
+
+def _is_valid(array: pa.Array) -> np.ndarray:
+    return array.is_valid().to_numpy(zero_copy_only=False)
+
+
 def _null_mask(reader: SnapshotReader, table: Table, column: str, rows: int):
     """True where the column has a value, NA where it is NULL, read without keeping the values."""
     import pandas as pd
 
-    valid = np.empty(rows, dtype=bool)
-    stream = getattr(reader, "iter_batches", None)
-    batches = stream(table, [column]) if stream else reader.read_columns(table, [column]).to_batches()
-    offset = 0
-    for batch in batches:
-        chunk = batch.column(0).is_valid().to_numpy(zero_copy_only=False)
-        if offset + len(chunk) > rows:
-            raise ValueError(f"{table.qualified}.{column} has more rows than the table's key columns")
-        valid[offset : offset + len(chunk)] = chunk
-        offset += len(chunk)
-    if offset != rows:
-        raise ValueError(f"{table.qualified}.{column} has {offset} rows, other columns {rows}")
+    valid = _streamed(reader, table, column, rows, _is_valid, bool)
     return pd.arrays.BooleanArray(np.ones(rows, dtype=bool), ~valid)
+
+
+def _hashed(reader: SnapshotReader, table: Table, column: str, rows: int):
+    """A 64-bit hash per value (NA where NULL), streamed batch by batch."""
+    import pandas as pd
+
+    def hashes(array: pa.Array) -> np.ndarray:
+        return pd.util.hash_array(array.to_numpy(zero_copy_only=False), categorize=False).view(np.int64)
+
+    values = _streamed(reader, table, column, rows, hashes, np.int64)
+    valid = _streamed(reader, table, column, rows, _is_valid, bool)
+    return pd.arrays.IntegerArray(values, ~valid)
+
+
+def rows_at(reader: SnapshotReader, table: Table, positions, columns: list[str]) -> dict[int, dict]:
+    """The values of `columns` in the rows at `positions` (reading order), streamed."""
+    wanted = sorted(set(positions))
+    found: dict[int, dict] = {}
+    offset = next_wanted = 0
+    for batch in _batches(reader, table, columns):
+        local = []
+        while next_wanted < len(wanted) and wanted[next_wanted] < offset + batch.num_rows:
+            local.append(wanted[next_wanted] - offset)
+            next_wanted += 1
+        if local:
+            for position, row in zip(local, batch.take(pa.array(local, pa.int64())).to_pylist()):
+                found[offset + position] = plain(row)
+        offset += batch.num_rows
+        if next_wanted == len(wanted):
+            break
+    return found
 
 
 def _align(child: pa.ChunkedArray, parent: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
@@ -144,9 +200,13 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
             raw.update(rule.columns)
     raw_columns = [c for c in order if c in raw]
     mask_columns = [r.columns[0] for r in plan.rules if r.kind == "not_null" and r.columns[0] not in raw]
+    # Text keys only keys and unique rules read are hashed; values other rules compare are read.
+    compared = {c for r in plan.rules if r.kind in ("between", "in_set", "foreign_key") for c in r.columns}
+    hashed = [c for c in raw_columns if c not in compared and _codable(pgtypes.arrow_type(table.column(c)))]
+    read = [c for c in raw_columns if c not in hashed]
 
     rows = reader.row_count(table)
-    data = reader.read_columns(table, raw_columns) if raw_columns else None
+    data = reader.read_columns(table, read) if read else None
     if data is not None:
         rows = data.num_rows
     key_columns = list(table.primary_key)
@@ -155,6 +215,7 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
     extra: dict[str, object] = {}
     fk_samples: dict[str, list[dict]] = {}
     fk_orphans: dict[str, int] = {}
+    fk_positions: dict[str, list[int]] = {}
     parent_cache: dict[tuple, pa.Table] = {}
     numeric: dict[str, str] = {}
 
@@ -173,9 +234,12 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
             orphan_rows = np.flatnonzero(~exists)
             fk_orphans[fk.name] = int(len(orphan_rows))
             shown = orphan_rows[:SAMPLE_LIMIT]
-            wanted = list(dict.fromkeys([*key_columns, *fk.columns]))
-            picked = data.select(wanted).take(pa.array(shown, type=pa.int64())).to_pylist()
-            fk_samples[fk.name] = [plain(row) for row in picked]
+            if hashed:
+                fk_positions[fk.name] = [int(p) for p in shown]  # keys read back with the other samples
+            else:
+                wanted = list(dict.fromkeys([*key_columns, *fk.columns]))
+                picked = data.select(wanted).take(pa.array(shown, type=pa.int64())).to_pylist()
+                fk_samples[fk.name] = [plain(row) for row in picked]
         elif rule.kind in ("between", "in_set") and data is not None:
             column = rule.columns[0]
             type_ = data.schema.field(column).type
@@ -186,7 +250,7 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
                 # numeric and other exact types are stored as PostgreSQL text; compare as numbers.
                 name = numeric.get(column)
                 if name is None:
-                    name = numeric[column] = f"{column} (as number)"
+                    name = numeric[column] = f"{column}{NUMBER_SUFFIX}"
                     text = data.column(column).cast(pa.string()).to_pandas()
                     extra[name] = pd.to_numeric(text, errors="coerce")
                 column_for_rule[index] = name
@@ -198,24 +262,16 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
     # FK child columns were only needed for the lookup and the samples taken above.
     used = set(column_for_rule.values())
     used |= {c for r in plan.rules if r.kind == "compound_unique" for c in r.columns}
-    keep = [c for c in raw_columns if c in key_columns or c in used]
-    value_columns = {column_for_rule[i] for i, r in enumerate(plan.rules) if r.kind in ("between", "in_set")}
-    renamed: dict[str, str] = {}
-    decoders: dict[str, pa.Array] = {}
-    if data is not None:
-        data = data.select(keep)
-        for column in keep:
-            if column in value_columns or not _codable(data.schema.field(column).type):
-                continue
-            encoded = data.column(column).combine_chunks().dictionary_encode()
-            name = renamed[column] = f"{column} (code)"
-            decoders[name] = encoded.dictionary
-            data = data.set_column(data.schema.get_field_index(column), name, encoded.indices)
-        column_for_rule = {i: renamed.get(c, c) for i, c in column_for_rule.items()}
-        df = _to_pandas(data) if data.num_columns else pd.DataFrame(index=pd.RangeIndex(rows))
-        del data
+    keep = [c for c in read if c in key_columns or c in used]
+    renamed = {column: f"{column} (hash)" for column in hashed}
+    column_for_rule = {i: renamed.get(c, c) for i, c in column_for_rule.items()}
+    if data is not None and keep:
+        df = _to_pandas(data.select(keep))
     else:
         df = pd.DataFrame(index=pd.RangeIndex(rows))
+    del data
+    for column in hashed:
+        df[renamed[column]] = _hashed(reader, table, column, rows)
     for column in mask_columns:
         df[column] = _null_mask(reader, table, column, rows)
     for name, values in extra.items():
@@ -225,8 +281,7 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
         key_columns=key_columns,
         column_for_rule=column_for_rule,
         renamed=renamed,
-        decoders=decoders,
         fk_samples=fk_samples,
         fk_orphans=fk_orphans,
+        fk_positions=fk_positions,
     )
-

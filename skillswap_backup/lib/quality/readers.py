@@ -164,6 +164,9 @@ class PostgresReader:
         conn = pg.open_connection(url, purpose="database to validate")
         try:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # Columns are read by separate scans and matched by position: every scan must start
+            # at the table's first row, not join another session's scan midway.
+            conn.execute("SET LOCAL synchronize_seqscans = off")
             yield cls(conn, expected_rows)
         finally:
             conn.rollback()
