@@ -220,9 +220,10 @@ def test_clean_snapshot_passes_every_family(clean_results):
     assert ratings.families["foreign_keys"].unexpected_count == 0
     assert restorable(list(clean_results.values()))
     # The enum rule and the varchar CHECK rule both ran, as expectations in the GX result.
-    kinds = [r["expectation_config"]["type"] for r in clean_results["public.users"].gx_result["results"]]
-    assert kinds.count("expect_column_values_to_be_in_set") == 1
-    assert "expect_column_values_to_be_between" in kinds
+    configs = [r["expectation_config"] for r in clean_results["public.users"].gx_result["results"]]
+    in_set = {c["kwargs"]["column"]: c["kwargs"]["value_set"] for c in configs if c["type"] == "expect_column_values_to_be_in_set"}
+    assert in_set == {"(id) unique": [True], "(email) unique": [True], "role": ["user", "admin"]}
+    assert "expect_column_values_to_be_between" in [c["type"] for c in configs]
 
 
 def test_duplicate_primary_key_fails_and_names_the_key(tmp_path):
@@ -543,7 +544,8 @@ def test_loading_the_checks_does_not_import_great_expectations():
 
 
 def test_text_keys_are_hashed_but_reported_by_value(tmp_path):
-    """Text keys reach GX as 64-bit hashes; samples still name the real values, read back."""
+    """Text keys reach GX as 64-bit hashes (and unique rules as flags computed from them); samples
+    still name the real values, read back."""
     devices = Table(
         "app", "devices",
         (col("serial", "text", not_null=True), col("owner_email", "text"), col("slot", "text"), col("rack", "integer")),
@@ -569,4 +571,28 @@ def test_text_keys_are_hashed_but_reported_by_value(tmp_path):
         {"serial": "A-2", "slot": "s1", "rack": 1},
     ]
     columns = [r["expectation_config"]["kwargs"].get("column") for r in result.gx_result["results"]]
-    assert "serial (hash)" in columns and "owner_email (hash)" in columns
+    assert "serial (hash)" in columns and "(owner_email) unique" in columns and "owner_email" not in columns
+
+
+def test_uniqueness_flags_follow_primary_and_unique_key_null_rules():
+    import pandas as pd
+
+    from skillswap_backup.lib.quality.frames import uniqueness
+
+    df = pd.DataFrame({"a": pd.array([1, 1, None, None, 2, 3], "Int64"), "b": pd.array([5, 5, 7, 7, None, None], "Int64")})
+    # UNIQUE (a, b), as PostgreSQL judges it: a key with a NULL part never conflicts.
+    assert uniqueness(df, ["a", "b"], any_missing_exempts=True).tolist() == [False, False, True, True, True, True]
+    # Only an all-NULL key is exempt otherwise: NULL parts compare equal.
+    assert uniqueness(df, ["a", "b"], any_missing_exempts=False).tolist() == [False, False, False, False, True, True]
+    assert uniqueness(df, ["a"], any_missing_exempts=True).tolist() == [False, False, True, True, True, True]
+    hashed = pd.DataFrame({"h": pd.util.hash_array(pd.array(["x", "y", "x"], dtype=object).to_numpy()).view("int64")})
+    assert uniqueness(hashed, ["h"], any_missing_exempts=True).tolist() == [False, True, False]
+
+
+def test_integer_foreign_keys_are_looked_up_in_the_sorted_parent_keys():
+    from skillswap_backup.lib.quality.frames import parent_exists
+
+    child = pa.table({"parent_id": pa.array([1, 4, None, 3, -7], pa.int32())})
+    parent = pa.table({"id": pa.array([3, None, 1, 2], pa.int64())})
+    assert parent_exists(child, parent).tolist() == [True, False, True, True, False]
+    assert parent_exists(child, parent.slice(0, 0)).tolist() == [False, False, True, False, False]

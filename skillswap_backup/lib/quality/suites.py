@@ -25,7 +25,7 @@ from .results import SAMPLE_LIMIT, FamilyResult, RuleOutcome, TableQuality, plai
 DATASOURCE = "skillswap_snapshot"
 
 
-def _expectation(rule: Rule, index: int, column: str, columns: list[str], source_rows: int, unique_key: bool):
+def _expectation(rule: Rule, index: int, column: str, source_rows: int):
     import great_expectations.expectations as gxe
 
     common = {"meta": {"family": rule.family, "rule": index}, "notes": rule.description}
@@ -33,12 +33,9 @@ def _expectation(rule: Rule, index: int, column: str, columns: list[str], source
         return gxe.ExpectTableRowCountToEqual(value=source_rows, **common)
     if rule.kind == "not_null":
         return gxe.ExpectColumnValuesToNotBeNull(column=column, **common)
-    if rule.kind == "unique":
-        return gxe.ExpectColumnValuesToBeUnique(column=column, **common)
-    if rule.kind == "compound_unique":
-        # UNIQUE constraints let rows with a NULL part repeat; a primary key has no NULLs at all.
-        ignore = "any_value_is_missing" if unique_key else "all_values_are_missing"
-        return gxe.ExpectCompoundColumnsToBeUnique(column_list=columns, ignore_row_if=ignore, **common)
+    if rule.kind in ("unique", "compound_unique", "foreign_key"):
+        # The frame's derived column: "(key) unique" / "fk (parent exists)" (see frames).
+        return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=[True], description=rule.description, **common)
     if rule.kind == "between":
         return gxe.ExpectColumnValuesToBeBetween(
             column=column,
@@ -50,31 +47,17 @@ def _expectation(rule: Rule, index: int, column: str, columns: list[str], source
         )
     if rule.kind == "in_set":
         return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.value_set), **common)
-    if rule.kind == "foreign_key":
-        return gxe.ExpectColumnValuesToBeInSet(
-            column=column, value_set=[True], description=rule.description, **common
-        )
     raise ValueError(f"unknown rule kind {rule.kind}")
 
 
-def build_suite(table: Table, plan: TablePlan, source_rows: int, frame: Frame | None = None):
-    """The table's ExpectationSuite, over `frame`'s columns (derived and coded ones included)."""
+def build_suite(table: Table, plan: TablePlan, source_rows: int, frame: Frame):
+    """The table's ExpectationSuite, over `frame`'s columns (derived and hashed ones included)."""
     import great_expectations as gx
 
-    def col(name: str) -> str:
-        return frame.col(name) if frame is not None else name
-
-    unique_keys = {tuple(k) for k in table.unique_keys} - {tuple(table.primary_key)}
-    expectations = []
-    for i, rule in enumerate(plan.rules):
-        default = col(rule.columns[0]) if rule.columns else ""
-        column = frame.column_for_rule.get(i, default) if frame is not None else default
-        expectations.append(
-            _expectation(
-                rule, i, column, [col(c) for c in rule.columns], source_rows,
-                unique_key=tuple(rule.columns) in unique_keys,
-            )
-        )
+    expectations = [
+        _expectation(rule, i, frame.column_for_rule.get(i, frame.col(rule.columns[0]) if rule.columns else ""), source_rows)
+        for i, rule in enumerate(plan.rules)
+    ]
     return gx.ExpectationSuite(
         name=table.qualified,
         expectations=expectations,
@@ -166,7 +149,9 @@ class QualityValidator:
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_LIMIT}
         if frame.key_columns and not frame.by_position:
-            result_format["unexpected_index_column_names"] = [frame.col(k) for k in frame.key_columns]
+            # The keys name each offending row; a unique rule's own columns show the shared value.
+            named = [*frame.key_columns, *(c for r in plan.rules if r.kind in ("unique", "compound_unique") for c in r.columns)]
+            result_format["unexpected_index_column_names"] = list(dict.fromkeys(frame.col(c) for c in named))
         return definition.run(batch_parameters={"dataframe": frame.df}, result_format=result_format)
 
 
