@@ -16,6 +16,7 @@ from .defs.backup.dump_assets import build_dump_assets
 from .defs.backup.jobs import build_backup_job
 from .defs.backup.manifest_asset import build_manifest_asset
 from .defs.backup.table_assets import build_table_assets
+from .defs.cli_logger import cli_logger
 from .defs.lifecycle import build_lifecycle_definitions
 from .defs.lifecycle.jobs import prune_job, verify_job
 from .defs.partitions import snapshot_partitions
@@ -35,6 +36,7 @@ def build_definitions() -> dg.Definitions:
             "target": RestoreTarget(url=dg.EnvVar("NEW_DATABASE_URL")),
         },
         executor=dg.in_process_executor,
+        loggers={"cli": cli_logger},
     )
     if not settings.catalog_path().exists():
         return snapshot_jobs

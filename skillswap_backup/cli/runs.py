@@ -67,7 +67,7 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
 def launch(job_name: str, *, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict | None = None, what: str) -> dg.ExecuteJobResult:
     for run_id in fail_orphaned_runs(instance):
         print(f"marked run {run_id} failed: the skillswap-backup process running it was killed")
-    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    config = {"loggers": {"cli": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     result = dg.execute_job(
         dg.build_reconstructable_job("skillswap_backup.definitions", "job", reconstructable_args=(job_name,)),
         instance=instance, tags={**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
