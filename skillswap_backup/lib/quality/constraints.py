@@ -110,9 +110,10 @@ def _strip_parens(text: str) -> str:
     return text
 
 
-def _matching_paren(text: str, start: int) -> int:
-    depth, quoted = 0, None
-    i = start
+def _unquoted(text: str):
+    """(offset, character, bracket depth before it) for every character outside quotes; a
+    doubled quote inside quotes is an escaped one."""
+    depth, quoted, i = 0, None, 0
     while i < len(text):
         ch = text[i]
         if quoted:
@@ -123,40 +124,27 @@ def _matching_paren(text: str, start: int) -> int:
                     quoted = None
         elif ch in "'\"":
             quoted = ch
-        elif ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-            if depth == 0:
-                return i
+        else:
+            yield i, ch, depth
+            depth += 1 if ch in "([" else -1 if ch in ")]" else 0
         i += 1
+
+
+def _matching_paren(text: str, start: int) -> int:
+    for i, ch, depth in _unquoted(text[start:]):
+        if ch in ")]" and depth == 1:
+            return start + i
     raise Untranslatable("unbalanced parentheses")
 
 
 def _top_level_positions(text: str, needle: str) -> list[int]:
     """Offsets of `needle` outside quotes and brackets (case-insensitive)."""
-    found, depth, quoted = [], 0, None
+    found, free_from = [], 0
     upper, target = text.upper(), needle.upper()
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quoted:
-            if ch == quoted:
-                if i + 1 < len(text) and text[i + 1] == quoted:
-                    i += 1
-                else:
-                    quoted = None
-        elif ch in "'\"":
-            quoted = ch
-        elif ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif depth == 0 and upper.startswith(target, i):
+    for i, ch, depth in _unquoted(text):
+        if i >= free_from and depth == 0 and ch not in "()[]" and upper.startswith(target, i):
             found.append(i)
-            i += len(needle)
-            continue
-        i += 1
+            free_from = i + len(needle)
     return found
 
 
