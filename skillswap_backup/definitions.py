@@ -24,7 +24,7 @@ from .defs.quality.wiring import build_snapshot_checks
 from .defs.resources import BackupStorage, SourceDatabase
 from .defs.restore import RestoreTarget, build_restore_job
 from .lib import settings
-from .lib.catalog import load_catalog
+from .lib.catalog import Catalog, load_catalog
 
 
 def build_definitions() -> dg.Definitions:
@@ -43,7 +43,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(snapshot_jobs, _backup_definitions(load_catalog(settings.catalog_path())))
 
 
-def _backup_definitions(catalog) -> dg.Definitions:
+def _backup_definitions(catalog: Catalog) -> dg.Definitions:
     partitions = snapshot_partitions()
     table_assets = build_table_assets(catalog, partitions)
     dump_assets = build_dump_assets(partitions, [key for asset in table_assets for key in asset.keys])

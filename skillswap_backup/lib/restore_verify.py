@@ -270,7 +270,7 @@ def verify(
     started = time.monotonic()
     identical = not problems and not carried and all(r.ok for r in reports) and len(reports) == len(plan.tables)
     stored = restore_quality.snapshot_results(store, manifest, plan.tables) if store is not None else None
-    if identical and stored is not None and not getattr(plan, "validate_target", False):
+    if identical and stored is not None and not plan.validate_target:
         quality, results = restore_quality.snapshot_verdict(stored, known), stored
     else:
         quality, results = restore_quality.validate_target(manifest, target_url, plan.tables, known)
