@@ -40,6 +40,15 @@ def ensure_database(url: str, *, purpose: str) -> None:
                 pass  # created concurrently: fine
 
 
+# Instances this command opened: `main.entry` disposes of them before it leaves.
+_OPEN_INSTANCES: list = []
+
+
+def close_instances() -> None:
+    while _OPEN_INSTANCES:
+        _OPEN_INSTANCES.pop().dispose()
+
+
 def dagster_instance():
     """The project's Dagster instance (dagster.yaml; runs in PostgreSQL), created on first use."""
     import dagster as dg
@@ -51,6 +60,7 @@ def dagster_instance():
     # dagster-postgres opens a new connection per event by default (hundreds per run); the
     # webserver's pooled mode keeps one open, which takes seconds off every CLI run.
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=5)
+    _OPEN_INSTANCES.append(instance)
     return instance
 
 

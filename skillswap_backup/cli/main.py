@@ -7,10 +7,13 @@ an exit code. Known errors print as one line on stderr with exit code 1, never a
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from . import errors
 from .commands import COMMAND_MODULES
+from .common import close_instances
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,5 +39,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `skillswap-backup` console script: `main`, then leave without the interpreter's
+    teardown, which spends ~0.4 s destroying Dagster's, Arrow's and SQLAlchemy's objects after
+    every command (a twelfth of a 2M-row restore). What the command opened is closed first: the
+    Dagster instance's connection pool here, everything else by the command itself."""
+    try:
+        code = main()
+    finally:
+        close_instances()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
