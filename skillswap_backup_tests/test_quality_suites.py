@@ -596,3 +596,18 @@ def test_integer_foreign_keys_are_looked_up_in_the_sorted_parent_keys():
     parent = pa.table({"id": pa.array([3, None, 1, 2], pa.int64())})
     assert parent_exists(child, parent).tolist() == [True, False, True, True, False]
     assert parent_exists(child, parent.slice(0, 0)).tolist() == [False, False, True, False, False]
+
+
+def test_a_table_whose_validation_process_fails_is_reported_failed_with_the_reason():
+    from skillswap_backup.lib.quality import worker
+    from skillswap_backup.lib.quality.suites import QualityValidator
+
+    class Exhausted(QualityValidator):
+        def validate_table(self, table, reader):
+            raise MemoryError("cannot allocate")
+
+    table = CATALOG.tables[0]
+    result = worker._validate_forked(Exhausted(CATALOG), table, reader=None)
+    assert result.table == table.qualified and not result.passed
+    assert result.error == "MemoryError: cannot allocate" and result.families
+    assert all(not f.passed and "MemoryError" in f.observed for f in result.families.values())

@@ -97,6 +97,25 @@ def _release_memory() -> None:
         pass
 
 
+def warm_up() -> None:
+    """Validate a one-row frame with every kind of expectation the suites use: GX loads most of
+    its machinery on first use, which a process that forks per table must do once, before."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    context = ephemeral_context()
+    suite = context.suites.add(gx.ExpectationSuite(name="warm_up", expectations=[
+        gxe.ExpectTableRowCountToEqual(value=1),
+        gxe.ExpectColumnValuesToNotBeNull(column="n"),
+        gxe.ExpectColumnValuesToBeInSet(column="n", value_set=[1]),
+        gxe.ExpectColumnValuesToBeBetween(column="n", min_value=0, max_value=2),
+    ]))
+    batch = context.data_sources.add_pandas(DATASOURCE).add_dataframe_asset("warm_up").add_batch_definition_whole_dataframe("b")
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name="warm_up", data=batch, suite=suite))
+    definition.run(batch_parameters={"dataframe": pd.DataFrame({"n": [1]})}, result_format={"result_format": "SUMMARY"})
+
+
 class QualityValidator:
     """Validates tables one after another (memory: one table's key columns at a time)."""
 
