@@ -5,10 +5,10 @@ pandas frames add the biggest table's key columns. Inside the backup run's proce
 Dagster and the backup's own buffers, that peaked at ~650 MB on the 2M-row bench database. Here
 the run's process never imports GX; this one imports it once, then validates each table in a
 forked child that shares those pages and exits after the table, so what a table's validation
-leaves behind (freed but not returned heap, GX's caches) never adds up: 449 -> ~375 MB on the
+leaves behind (freed but not returned heap, GX's caches) never adds up: 449 -> 341 MB on the
 4M-row bench database.
 
-The child reads one JSON request on stdin and answers one JSON document on stdout; its progress
+The worker reads one JSON request on stdin and answers one JSON document on stdout; its progress
 lines go to stderr and are relayed to the caller's log.
 """
 
