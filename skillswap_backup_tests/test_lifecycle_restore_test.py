@@ -58,6 +58,9 @@ def test_restore_test_passes_and_drops_its_scratch_database(snapshot, copy, caps
     assert result["tables"] == 10 and result["rows"] == 277 and result["mismatches"] == []
     assert result["database"].startswith(restore_test.SCRATCH_PREFIX) and not _exists(result["database"])
     assert verify.is_verified(SnapshotStore(str(copy), KEY), restore_tested=True)
+    with environment(BACKUP_ROOT=str(copy)):
+        assert main(["list"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[-2] == "restore-tested"
 
 
 def test_a_failing_restore_is_recorded_and_still_drops_the_scratch_database(snapshot, copy):

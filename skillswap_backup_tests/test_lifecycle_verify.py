@@ -148,8 +148,12 @@ def test_a_changed_manifest_voids_an_earlier_verification(copy):
 def test_cli_verify_exits_non_zero_naming_the_bad_file(copy, capsys):
     root, store = copy
     with environment(BACKUP_ROOT=str(root)):
+        assert main(["list"]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[-2:] == ["-", "passed"]
         assert main(["verify"]) == 0
         assert f"snapshot {KEY} verified" in capsys.readouterr().out
+        assert main(["list"]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[-2:] == ["verified", "passed"]
         (root / KEY / "json" / "users.json").unlink()
         assert main(["verify", KEY]) == 1
     captured = capsys.readouterr()
@@ -158,6 +162,9 @@ def test_cli_verify_exits_non_zero_naming_the_bad_file(copy, capsys):
     assert len(err_lines) == 1 and "json/users.json" in err_lines[0] and "FAILED" in err_lines[0]
     record = json.loads((root / KEY / "verified.json").read_text())
     assert record["ok"] is False and record["problems"][0]["path"] == "json/users.json"
+    with environment(BACKUP_ROOT=str(root)):
+        assert main(["list"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[-2:] == ["FAILED", "passed"]
 
 
 def test_cli_verify_refuses_an_incomplete_or_unknown_snapshot(copy, capsys):
