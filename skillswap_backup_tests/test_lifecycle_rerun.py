@@ -95,8 +95,15 @@ def test_failed_partition_reruns_to_a_complete_consistent_snapshot(tmp_path: Pat
         with cli_instance(tmp_path) as instance_env:
             env = cli_env(DATABASE_URL=role_url, BACKUP_ROOT=str(root), BACKUP_CATALOG=str(tmp_path / "catalog.json"), **instance_env)
             rerun = subprocess.run([CLI, "backup", "--partition", KEY], env=env, capture_output=True, text=True, timeout=300)
-        assert rerun.returncode == 0, rerun.stderr[-3000:]
-        assert password not in rerun.stdout + rerun.stderr
+            assert rerun.returncode == 0, rerun.stderr[-3000:]
+            assert password not in rerun.stdout + rerun.stderr
+            first_rerun = read_manifest(SnapshotStore(str(root), KEY))
+            # Dagster's own CLI re-runs it too, with the command the README gives.
+            dagster_cli = [str(Path(CLI).parent / "dagster"), "asset", "materialize", "-m", "skillswap_backup.definitions",
+                           "--select", "not key:skillswap/lifecycle/snapshots", "--partition", KEY]
+            again = subprocess.run(dagster_cli, env=env, capture_output=True, text=True, timeout=300)
+            assert again.returncode == 0, again.stderr[-3000:]
+            assert password not in again.stdout + again.stderr
 
         store = SnapshotStore(str(root), KEY)
         assert list_snapshots(str(root)) == [KEY]
@@ -106,6 +113,8 @@ def test_failed_partition_reruns_to_a_complete_consistent_snapshot(tmp_path: Pat
         metas = [json.loads((root / KEY / entry["path"]).read_text()) for entry in body["files"] if entry["path"].startswith("meta/")]
         assert len({m["run_id"] for m in metas}) == 1 and len({m["snapshot_id"] for m in metas}) == 1
         assert metas[0]["run_id"] != failed.run_id
+        assert metas[0]["snapshot_id"] != first_rerun["snapshot_id"]  # the Dagster CLI's run read it afresh
+        assert body["quality"]["status"] == "passed"
         assert body["tables"][f"public.{REVOKED}"]["rows"] == 8
         source = _source_checksums(owner_url, body)
         assert {name: (t["rows"], t["checksum"]) for name, t in body["tables"].items()} == source
