@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from skillswap_backup.lib import encryption
+from skillswap_backup.lib.quality import redact
 from skillswap_backup.lib.storage import SnapshotStore
-from skillswap_backup_tests.lifecycle_support import CLI, backup_partition, cli_env, cli_instance, environment, step_failures
+from skillswap_backup_tests.lifecycle_support import CLI, backup_partition, cli_env, cli_instance, discover, environment, step_failures
 from skillswap_backup_tests.pgtools import scratch_database
 from skillswap_backup_tests.restore_support import failure_messages, restore_run
 from skillswap_backup_tests.security_support import (
@@ -319,3 +320,39 @@ def test_cli_backup_with_an_invalid_recipient_is_one_line(encrypted, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1  # refused before any run started
     assert "BACKUP_AGE_RECIPIENTS" in line
     assert not (tmp_path / "backups").exists() or not any(p.is_file() for p in (tmp_path / "backups").rglob("*"))
+
+
+# A name the source's own (NOT VALID) CHECK rejects: the snapshot's check fails and names the row.
+PRIVATE_NAME = "Zed-Private-Person"
+RULE_BREAKING_SQL = f"""
+UPDATE users SET first_name = '{PRIVATE_NAME}' WHERE id = 1;
+DO $$ BEGIN EXECUTE format(
+    'ALTER TABLE users ADD CONSTRAINT users_first_name_known CHECK (first_name IN (%s)) NOT VALID',
+    (SELECT string_agg(DISTINCT quote_literal(first_name), ', ') FROM users WHERE id <> 1));
+END $$;
+"""
+
+
+def test_a_failed_check_of_an_encrypted_snapshot_keeps_the_offending_values_encrypted(tmp_path):
+    identity = tmp_path / "backup-key.txt"
+    recipient = encryption.write_identity_file(identity)
+    with security_source("ssb_test_sec_redact", tmp_path) as url, dg.instance_for_test() as instance:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(RULE_BREAKING_SQL)
+        discover(url, tmp_path / "catalog.json")
+        with environment(BACKUP_AGE_RECIPIENTS=recipient, BACKUP_AGE_IDENTITY=str(identity)):
+            run = backup_partition(KEY, instance)
+        failed = [e for e in run.get_asset_check_evaluations() if not e.passed]
+        assert [(e.asset_key.path[-1], e.check_name) for e in failed] == [("users", "check_constraints")]
+        # The plaintext verdict still names the row, by its integer key only.
+        assert failed[0].metadata["offending_keys"].value == [{"id": 1, "first_name": redact.WITHHELD}]
+        log = "\n".join(str(e) for e in instance.all_logs(run.run_id))
+    folder = tmp_path / "backups" / KEY
+    assert files_containing(folder, [PRIVATE_NAME]) == {}
+    assert PRIVATE_NAME not in log
+    quality = json.loads((folder / "reports" / "quality.json").read_text())
+    users = next(t for t in quality["tables"] if t["table"] == "public.users")
+    assert users["families"]["check_constraints"]["sample"] == [{"id": 1, "first_name": redact.WITHHELD}]
+    _age_decrypt(identity, folder / "reports" / "samples.json.age", tmp_path / "samples.json")
+    samples = json.loads((tmp_path / "samples.json").read_text())["samples"]
+    assert samples["public.users"]["check_constraints"] == [{"id": 1, "first_name": PRIVATE_NAME}]
