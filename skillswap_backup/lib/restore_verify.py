@@ -233,7 +233,7 @@ def verify(
     from .restore import owned_sequences, plan_tables
 
     started = time.monotonic()
-    known = (getattr(plan, "quality", None) or {}).get("known", {})
+    known = plan.quality.get("known", {})
     carried: list[str] = []
     tables = plan_tables(plan, manifest)
     load_seconds = {load.table: load.seconds for load in loads}

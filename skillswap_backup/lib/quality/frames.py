@@ -136,19 +136,17 @@ def _batches(reader: SnapshotReader, table: Table, columns: list[str]):
     return stream(table, columns) if stream else reader.read_columns(table, columns).to_batches()
 
 
-def _streamed(reader: SnapshotReader, table: Table, column: str, rows: int, convert, dtype):
-    """`convert(array)` of each batch of one column, into one numpy array of `rows` values."""
-    out = np.empty(rows, dtype=dtype)
+def _chunks(reader: SnapshotReader, table: Table, column: str, rows: int):
+    """(offset, array) for each batch of one column, checked to add up to the table's `rows`."""
     offset = 0
     for batch in _batches(reader, table, [column]):
-        chunk = convert(batch.column(0))
-        if offset + len(chunk) > rows:
+        array = batch.column(0)
+        if offset + len(array) > rows:
             raise ValueError(f"{table.qualified}.{column} has more rows than the table's key columns")
-        out[offset : offset + len(chunk)] = chunk
-        offset += len(chunk)
+        yield offset, array
+        offset += len(array)
     if offset != rows:
         raise ValueError(f"{table.qualified}.{column} has {offset} rows, other columns {rows}")
-    return out
 
 
 def _is_valid(array: pa.Array) -> np.ndarray:
@@ -159,19 +157,21 @@ def _null_mask(reader: SnapshotReader, table: Table, column: str, rows: int):
     """True where the column has a value, NA where it is NULL, read without keeping the values."""
     import pandas as pd
 
-    valid = _streamed(reader, table, column, rows, _is_valid, bool)
+    valid = np.empty(rows, dtype=bool)
+    for offset, array in _chunks(reader, table, column, rows):
+        valid[offset : offset + len(array)] = _is_valid(array)
     return pd.arrays.BooleanArray(np.ones(rows, dtype=bool), ~valid)
 
 
 def _hashed(reader: SnapshotReader, table: Table, column: str, rows: int):
-    """A 64-bit hash per value (NA where NULL), streamed batch by batch."""
+    """A 64-bit hash per value (NA where NULL), in one streamed pass over the column."""
     import pandas as pd
 
-    def hashes(array: pa.Array) -> np.ndarray:
-        return pd.util.hash_array(array.to_numpy(zero_copy_only=False), categorize=False).view(np.int64)
-
-    values = _streamed(reader, table, column, rows, hashes, np.int64)
-    valid = _streamed(reader, table, column, rows, _is_valid, bool)
+    values, valid = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=bool)
+    for offset, array in _chunks(reader, table, column, rows):
+        end = offset + len(array)
+        values[offset:end] = pd.util.hash_array(array.to_numpy(zero_copy_only=False), categorize=False).view(np.int64)
+        valid[offset:end] = _is_valid(array)
     return pd.arrays.IntegerArray(values, ~valid)
 
 
