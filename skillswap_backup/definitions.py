@@ -28,7 +28,14 @@ from .lib.catalog import Catalog, load_catalog
 
 
 def build_definitions() -> dg.Definitions:
-    snapshot_jobs = dg.Definitions(
+    snapshot_jobs = _snapshot_job_definitions()
+    if not settings.catalog_path().exists():
+        return snapshot_jobs
+    return dg.Definitions.merge(snapshot_jobs, _backup_definitions(load_catalog(settings.catalog_path())))
+
+
+def _snapshot_job_definitions() -> dg.Definitions:
+    return dg.Definitions(
         jobs=[build_restore_job(), verify_job, prune_job],
         resources={
             "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
@@ -38,9 +45,6 @@ def build_definitions() -> dg.Definitions:
         executor=dg.in_process_executor,
         loggers={"cli": cli_logger},
     )
-    if not settings.catalog_path().exists():
-        return snapshot_jobs
-    return dg.Definitions.merge(snapshot_jobs, _backup_definitions(load_catalog(settings.catalog_path())))
 
 
 def _backup_definitions(catalog: Catalog) -> dg.Definitions:
@@ -65,5 +69,12 @@ def defs() -> dg.Definitions:
 
 
 def job(name: str) -> dg.JobDefinition:
-    """A job with its resources bound, for `dg.reconstructable` launches from the CLI."""
+    """A job with its resources bound, for `dg.reconstructable` launches from the CLI.
+
+    Restore, verify and prune come from the snapshot jobs alone: they need no catalog, and
+    building every table's assets and checks for them cost a restore ~0.1 s for nothing.
+    """
+    snapshot_jobs = _snapshot_job_definitions()
+    if any(j.name == name for j in snapshot_jobs.jobs):
+        return snapshot_jobs.resolve_job_def(name)
     return build_definitions().resolve_job_def(name)

@@ -17,7 +17,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from skillswap_backup.lib import pgtypes, verify
+from skillswap_backup.lib import checksum, verify
 from skillswap_backup.lib.catalog import Catalog
 from skillswap_backup.lib.manifest import list_snapshots, read_manifest
 from skillswap_backup.lib.storage import SnapshotStore
@@ -66,7 +66,10 @@ def _grant(database_url: str, role_url: str, grant: bool) -> None:
 def _source_checksums(database_url: str, body: dict) -> dict[str, tuple[int, str]]:
     catalog = Catalog.from_dict(body["catalog"])
     with psycopg.connect(database_url) as conn:
-        return {t.qualified: tuple(conn.execute(pgtypes.checksum_sql(t)).fetchone()) for t in catalog.tables}
+        return {
+            t.qualified: tuple(conn.execute(checksum.checksum_sql(t, body["tables"][t.qualified]["checksum_method"])).fetchone())
+            for t in catalog.tables
+        }
 
 
 def test_failed_partition_reruns_to_a_complete_consistent_snapshot(tmp_path: Path):

@@ -10,7 +10,7 @@ import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 import pytest
 
-from skillswap_backup.lib import backup, pgtypes
+from skillswap_backup.lib import pgtypes
 from skillswap_backup.lib.catalog import Column, Table
 
 from .pgtools import scratch_database
@@ -59,7 +59,7 @@ def _table(pg_type: str) -> Table:
 @pytest.fixture(scope="module")
 def conn():
     with scratch_database("ssb_test_types") as url, psycopg.connect(url, autocommit=True) as connection:
-        backup.apply_session_settings(connection)
+        pgtypes.apply_session_settings(connection)
         yield connection
 
 

@@ -13,7 +13,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field, PrivateAttr
 
-from ..lib import backup, pg
+from ..lib import backup, pg, pgtypes
 from ..lib.storage import SnapshotStore
 
 
@@ -72,7 +72,7 @@ class SourceDatabase(dg.ConfigurableResource):
             conn, side_conn = (pg.open_connection(self.url, purpose="source database") for _ in range(2))
             self._connections += [conn, side_conn]
             for each in (conn, side_conn):
-                backup.apply_session_settings(each)
+                pgtypes.apply_session_settings(each)
                 each.commit()
             snapshot_id = backup.begin_snapshot(conn)
             backup.begin_snapshot(side_conn, snapshot_id)

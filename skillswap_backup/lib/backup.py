@@ -27,6 +27,7 @@ from psycopg import sql
 from . import json_export, pgtypes, sanitize
 from .arrow_memory import arrow_pool
 from .catalog import Table
+from .checksum import LEGACY_METHOD, checksum_sql, method_for
 from .storage import SnapshotStore, StoredFile
 
 PART_BYTES = 64 * 1024 * 1024  # roll to a new Parquet part past this many bytes
@@ -55,6 +56,7 @@ class TableBackup:
     json_excluded: bool = False
     preview: list[dict] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)  # security findings, e.g. plaintext passwords
+    checksum_method: str = LEGACY_METHOD  # what metas written before the field hold
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,11 +64,6 @@ class TableBackup:
     @classmethod
     def from_dict(cls, data: dict) -> TableBackup:
         return cls(**{**data, "files": [StoredFile(**f) for f in data["files"]]})
-
-
-def apply_session_settings(conn: psycopg.Connection) -> None:
-    for name, value in pgtypes.SESSION_SETTINGS.items():
-        conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value)))
 
 
 def begin_snapshot(conn: psycopg.Connection, snapshot_id: str | None = None) -> str:
@@ -271,7 +268,8 @@ def _backup_table(conn, table, store, *, snapshot_id, json_plan, checksum_conn) 
     schema = pgtypes.arrow_schema(table)
     parts = _PartWriter(store, table, schema)
     json_out = None if json_plan.excluded else _JsonWriter(store, table)
-    checksum_query = pgtypes.checksum_sql(table)
+    checksum_method = method_for(conn)
+    checksum_query = checksum_sql(table, checksum_method)
     rows = 0
     plaintext_passwords: list[str] = []
     pending: list[Future] = []
@@ -318,6 +316,7 @@ def _backup_table(conn, table, store, *, snapshot_id, json_plan, checksum_conn) 
         json_excluded=json_plan.excluded,
         preview=json_out.preview if json_out is not None else [],
         findings=[plaintext_password_finding(table, column) for column in plaintext_passwords],
+        checksum_method=checksum_method,
     )
 
 

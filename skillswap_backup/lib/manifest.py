@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 
+from . import checksum
 from .catalog import Catalog, Table
 from .storage import MANIFEST, SnapshotStore
 
@@ -70,7 +71,7 @@ def build_manifest(
         "encrypted": encrypted,
         "tables": {
             name: {k: meta[k] for k in ("rows", "source_rows", "checksum", "json_excluded", "json_columns_dropped")}
-            | {"files": [f["path"] for f in meta["files"]]}
+            | {"checksum_method": checksum.method_of(meta), "files": [f["path"] for f in meta["files"]]}
             for name, meta in sorted(table_metas.items())
         },
         "files": sorted(files, key=lambda f: f["path"]),

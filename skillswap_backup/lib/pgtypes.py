@@ -57,6 +57,18 @@ SESSION_SETTINGS = {
 }
 
 
+def apply_session_settings(conn) -> None:
+    """SESSION_SETTINGS on `conn`, in one round trip."""
+    conn.execute(
+        sql.SQL("SELECT {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value))
+                for name, value in SESSION_SETTINGS.items()
+            )
+        )
+    )
+
+
 def encoding_for(column: Column) -> str:
     base = column.base_type
     if column.is_array:
@@ -277,17 +289,3 @@ def copy_in_sql(table: Table) -> sql.Composed:
         t=sql.Identifier(table.schema, table.name),
         cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in restore_columns(table)),
     )
-
-
-def checksum_sql(table: Table) -> sql.Composed:
-    """Order-independent content checksum (sum of 64-bit hashes of each row's text), plus the row count.
-
-    Computed in PostgreSQL on both sides (source inside the backup snapshot, target after the
-    restore), so it compares rows exactly as PostgreSQL prints them.
-    """
-    row = sql.SQL("ROW({cols})::text").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
-    )
-    return sql.SQL(
-        "SELECT count(*), coalesce(sum(hashtextextended({row}, 0)::numeric), 0)::text FROM {t}"
-    ).format(row=row, t=sql.Identifier(table.schema, table.name))

@@ -41,9 +41,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from . import copy_text, dumps, integrity, ordering, pg, pgdump, pgtypes, restore_quality, schema_objects
+from . import checksum, copy_text, dumps, integrity, ordering, pg, pgdump, pgtypes, restore_quality, schema_objects
 from .arrow_memory import arrow_pool
-from .backup import apply_session_settings
 from .catalog import Catalog, Table
 from .manifest import IncompleteSnapshot, list_snapshots, read_manifest
 from .storage import SnapshotStore
@@ -197,6 +196,11 @@ def plan_restore(store: SnapshotStore, manifest: dict, target_url: str, options:
         _require_file(manifest, dumps.SCHEMA_DUMP, "schema dump")
     with pg.connect(target_url, purpose="restore target") as conn:
         existing, with_rows = target_state(conn, tables)
+        if checksum.unavailable_on(conn, {checksum.method_of(manifest["tables"][t.qualified]) for t in tables}):
+            raise RestoreError(
+                f"the target {pg.describe(target_url)} runs PostgreSQL {pg.server_major(conn)}; verifying snapshot "
+                f"{store.partition_key} against it needs PostgreSQL 14 or newer (hash_record_extended): restore into a newer server"
+            )
     if with_rows and not options.clean:
         raise RestoreError(
             f"the target {pg.describe(target_url)} already holds data in {', '.join(with_rows)}; restore into an "
@@ -491,7 +495,7 @@ def _load_fresh_table(target_url: str, store: SnapshotStore, table: Table) -> Ta
     """
     started = time.monotonic()
     with pg.connect(target_url, purpose="restore target") as conn:
-        apply_session_settings(conn)
+        pgtypes.apply_session_settings(conn)
         conn.commit()
         conn.execute(sql.SQL("TRUNCATE {}").format(_ident(table)))
         rows = _copy_table(conn, store, table, freeze=True)
@@ -511,7 +515,7 @@ def _load_into_existing(target_url: str, store: SnapshotStore, plan: RestorePlan
     """--data-only: one transaction; foreign keys of the restored tables are dropped and re-added."""
     loads = []
     with pg.connect(target_url, purpose="restore target") as conn:
-        apply_session_settings(conn)
+        pgtypes.apply_session_settings(conn)
         conn.commit()
         try:
             with conn.transaction():

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from . import pg, pgtypes
+from . import checksum, pg, pgtypes
 from .catalog import Catalog
 from .manifest import read_manifest
 from .settings import SettingMissing
@@ -86,13 +86,14 @@ def validate(target_url: str, body: dict) -> dict:
     catalog = Catalog.from_dict(body["catalog"])
     mismatches, rows = [], 0
     with pg.connect(target_url, purpose="restored scratch database") as conn:
+        pgtypes.apply_session_settings(conn)  # the text forms the backup's checksums were taken in
         for name, expected in body["tables"].items():
             table = catalog.table(name)
-            count, checksum = conn.execute(pgtypes.checksum_sql(table)).fetchone()
+            count, content = conn.execute(checksum.checksum_sql(table, checksum.method_of(expected))).fetchone()
             rows += count
-            if count != expected["rows"] or (expected.get("checksum") is not None and checksum != expected["checksum"]):
+            if count != expected["rows"] or (expected.get("checksum") is not None and content != expected["checksum"]):
                 mismatches.append(
-                    f"{name}: {count} rows (checksum {checksum}), the manifest says {expected['rows']} (checksum {expected.get('checksum')})"
+                    f"{name}: {count} rows (checksum {content}), the manifest says {expected['rows']} (checksum {expected.get('checksum')})"
                 )
     return {"tables": len(body["tables"]), "rows": rows, "mismatches": mismatches}
 

@@ -1,8 +1,8 @@
 """Verify a restored database against its snapshot, and the restore report.
 
 Checks, all in the target after the restore:
-- per table, the row count and the content checksum (`pgtypes.checksum_sql`, over every column's
-  text form) equal what the backup computed inside the source snapshot;
+- per table, the row count and the content checksum (`checksum.checksum_sql`, over every column)
+  equal what the backup computed inside the source snapshot;
 - every foreign key of the restored tables exists and is validated (as it was in the source);
 - a write smoke test: for each table with a sequence or identity, an insert in a transaction that
   is rolled back must get a fresh key (a sequence left behind the rows would collide). Like any
@@ -23,7 +23,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from . import pg, pgtypes
+from . import checksum, pg, pgtypes
 from .catalog import Table
 
 
@@ -104,10 +104,11 @@ class RestoreReport:
         return "\n".join(rows)
 
 
-def _count_and_checksum(url: str, table: Table) -> tuple[int, str]:
+def _count_and_checksum(url: str, table: Table, method: str) -> tuple[int, str]:
     with pg.connect(url, purpose="restore target") as conn:
-        count, checksum = conn.execute(pgtypes.checksum_sql(table)).fetchone()
-    return count, checksum
+        pgtypes.apply_session_settings(conn)  # the text forms the backup's checksums were taken in
+        count, content = conn.execute(checksum.checksum_sql(table, method)).fetchone()
+    return count, content
 
 
 _FOREIGN_KEYS_SQL = """
@@ -238,19 +239,21 @@ def verify(
     tables = plan_tables(plan, manifest)
     load_seconds = {load.table: load.seconds for load in loads}
     with ThreadPoolExecutor(max_workers=max(1, plan.jobs)) as pool:
-        sums = list(pool.map(lambda t: _count_and_checksum(target_url, t), tables))
+        sums = list(pool.map(
+            lambda t: _count_and_checksum(target_url, t, checksum.method_of(manifest["tables"][t.qualified])), tables
+        ))
     problems: list[str] = []
     reports = []
-    for table, (count, checksum) in zip(tables, sums):
+    for table, (count, content) in zip(tables, sums):
         expected = manifest["tables"][table.qualified]
-        ok = count == expected["source_rows"] == expected["rows"] and checksum == expected["checksum"]
+        ok = count == expected["source_rows"] == expected["rows"] and content == expected["checksum"]
         if count != expected["source_rows"] and "row_count" in known.get(table.qualified, {}) and count == expected["rows"]:
             carried.append(f"{table.qualified}: {count} rows restored as the snapshot holds them, the source had {expected['source_rows']}")
         elif count != expected["source_rows"]:
             problems.append(f"{table.qualified}: {count} rows restored, the source had {expected['source_rows']}")
-        elif checksum != expected["checksum"]:
-            problems.append(f"{table.qualified}: content checksum {checksum} differs from the source's {expected['checksum']}")
-        reports.append(TableReport(table.qualified, count, expected["source_rows"], checksum, expected["checksum"], load_seconds.get(table.qualified), ok))
+        elif content != expected["checksum"]:
+            problems.append(f"{table.qualified}: content checksum {content} differs from the source's {expected['checksum']}")
+        reports.append(TableReport(table.qualified, count, expected["source_rows"], content, expected["checksum"], load_seconds.get(table.qualified), ok))
     smoke: list[str] = []
     with pg.connect(target_url, purpose="restore target") as conn:
         checked, fk_problems = check_foreign_keys(conn, tables)
