@@ -20,6 +20,7 @@ from .defs.cli_logger import cli_logger
 from .defs.lifecycle import build_lifecycle_definitions
 from .defs.lifecycle.jobs import prune_job, verify_job
 from .defs.partitions import snapshot_partitions
+from .defs.quality.session import CHECKS_KEY, SnapshotChecks
 from .defs.quality.wiring import build_snapshot_checks
 from .defs.resources import BackupStorage, SourceDatabase
 from .defs.restore import RestoreTarget, build_restore_job
@@ -60,6 +61,7 @@ def _backup_definitions(catalog: Catalog) -> dg.Definitions:
         asset_checks=[*lifecycle.asset_checks, *build_snapshot_checks(catalog, partitions)],
         schedules=[*lifecycle.schedules],
         sensors=[*lifecycle.sensors],
+        resources={CHECKS_KEY: SnapshotChecks()},
     )
 
 

@@ -14,6 +14,7 @@ from ...lib.catalog import Catalog, Table
 from ...lib.manifest import meta_path
 from ...lib.storage import MANIFEST
 from .. import retries
+from ..quality.session import SnapshotChecks
 from ..resources import BackupStorage, SourceDatabase
 from .dump_assets import start_full_dump
 
@@ -64,7 +65,7 @@ def _build_table_asset(
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
     )
     def _table_asset(
-        context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage
+        context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage, snapshot_checks: SnapshotChecks
     ) -> dg.MaterializeResult:
         with retries.fail_fast(f"table {table.qualified}"):
             snapshot = source.snapshot()
@@ -84,6 +85,7 @@ def _build_table_asset(
         # still assemble the manifest; the sample rows stay in the (encrypted) JSON export.
         record = {k: v for k, v in result.to_dict().items() if k != "preview"}
         meta = store.write_json(meta_path(table), {**record, "run_id": context.run.run_id}, plaintext=True)
+        snapshot_checks.table_written(context, storage, catalog, table)
         parquet = [f for f in result.files if ".parquet" in f.path]
         json_files = [f for f in result.files if f.path.startswith("json/")]
         context.log.info(f"{table.qualified}: {result.rows} rows in {result.seconds}s")

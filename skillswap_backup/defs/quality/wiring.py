@@ -1,10 +1,12 @@
 """The project's quality checks: snapshot storage in, `reports/` (quality.json + Data Docs) out.
 
 The checks validate the partition's snapshot in a child process (`lib.quality.worker`), so the
-backup run's own process never imports Great Expectations. The child reads the snapshot from the
-`storage` resource's root, takes each table's source count from the `meta/<table>.json` the table
-asset wrote, publishes the results into the snapshot folder and records the verdict in its
-manifest; every check result links the Data Docs.
+backup run's own process never imports Great Expectations. That process is the run's
+`SnapshotChecks` session: the first table asset written starts it and every table asset hands it
+its table, so validation runs beside the backup; the check step finishes it. It reads the
+snapshot from the `storage` resource's root, takes each table's source count from the
+`meta/<table>.json` the table asset wrote, publishes the results into the snapshot folder and
+records the verdict in its manifest; every check result links the Data Docs.
 
 Failed row-count, primary-key and foreign-key checks have ERROR severity but do not block the
 manifest in Dagster's sense: a snapshot of a source that itself violates a rule (orphans behind
@@ -15,29 +17,18 @@ manifest, `backup` exits non-zero naming the checks, and `restore` refuses it un
 import dagster as dg
 
 from ...lib.catalog import Catalog, Table
-from ...lib.quality.worker import validate_in_child
 from ..backup.table_assets import asset_key
-from .checks import ChecksUnavailable, build_table_checks
+from .checks import build_table_checks
+from .session import CHECKS_KEY, SnapshotChecks
 
 STORAGE_KEY = "storage"
 
 
 def build_snapshot_checks(catalog: Catalog, partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    order = [t.qualified for t in catalog.tables]
-
     def evaluate(context: dg.AssetCheckExecutionContext, tables: list[Table]):
         storage = getattr(context.resources, STORAGE_KEY)
-        store = storage.store(context.partition_key)
-        keys = store.encryption
-        if store.encrypted and not (keys.identities or keys.passphrase):
-            raise ChecksUnavailable(
-                "the snapshot is encrypted and this run has no key to read it "
-                "(set BACKUP_AGE_IDENTITY; `verify` can check the snapshot later)"
-            )
-        outcome = validate_in_child(
-            root=storage.root, partition_key=context.partition_key, catalog=catalog,
-            tables=[t.qualified for t in tables], order=order, log=context.log.info,
-        )
+        checks: SnapshotChecks = getattr(context.resources, CHECKS_KEY)
+        outcome = checks.finish(storage, context.partition_key, catalog, [t.qualified for t in tables], log=context.log.info)
         published = outcome.published
         if "report_error" in published:
             context.log.error(f"could not store the quality report: {published['report_error']}")
@@ -53,6 +44,6 @@ def build_snapshot_checks(catalog: Catalog, partitions: dg.PartitionsDefinition)
         partitions_def=partitions,
         evaluate=evaluate,
         asset_key_for=asset_key,
-        required_resource_keys={STORAGE_KEY},
+        required_resource_keys={STORAGE_KEY, CHECKS_KEY},
         blocking=False,
     )

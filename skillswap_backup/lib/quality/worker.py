@@ -8,8 +8,14 @@ forked child that shares those pages and exits after the table, so what a table'
 leaves behind (freed but not returned heap, GX's caches) never adds up: 449 -> 341 MB on the
 4M-row bench database.
 
-The worker reads one JSON request on stdin and answers one JSON document on stdout; its progress
-lines go to stderr and are relayed to the caller's log.
+A `Session` is started as soon as a backup run writes its first table: the worker imports GX
+while Dagster and the first tables take their time, then validates each table once it and its
+foreign-key parents are written, beside the backup instead of after it. The check step only
+finishes the session: it validates whatever is left, publishes the reports and takes the results.
+
+Protocol: JSON lines on stdin — the snapshot (root, partition key, catalog, table order), then
+`{"written": table}` any number of times, then `{"finish": [tables]}` — and one JSON answer on
+stdout. Progress lines go to stderr and are relayed to the caller's log.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,58 +43,121 @@ class Outcome:
     published: dict
 
 
-def validate_in_child(
-    *, root: str, partition_key: str, catalog: Catalog, tables: list[str], order: list[str], log: Callable[[str], None]
-) -> Outcome:
-    """Validate `tables` of snapshot `partition_key` under `root` in a child process, merge the
-    results into the snapshot's reports/ (quality.json, Data Docs, the manifest's verdict)."""
-    request = {"root": root, "partition_key": partition_key, "catalog": json.loads(catalog.to_json()), "tables": tables, "order": order}
-    child = subprocess.run(
-        [sys.executable, "-m", __name__], input=json.dumps(request), capture_output=True, text=True, check=False
-    )
-    lines = [line for line in child.stderr.splitlines() if line.strip()]
-    for line in lines:
-        log(line)
-    if child.returncode != 0:
-        last = lines[-1] if lines else f"exit code {child.returncode}"
-        raise WorkerFailed(f"the data-quality checks of snapshot {partition_key} could not run: {last}")
-    body = json.loads(child.stdout)
-    return Outcome([TableQuality.from_dict(r) for r in body["results"]], body["published"])
+class Session:
+    """The caller's side of one validation process for snapshot `partition_key` under `root`."""
+
+    def __init__(self, *, root: str, partition_key: str, catalog: Catalog, order: list[str]):
+        self.partition_key = partition_key
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._stderr: list[str] = []
+        # Drained all along: a worker blocked on a full stderr pipe would never finish.
+        self._drain = threading.Thread(target=lambda: self._stderr.extend(self._child.stderr), daemon=True)
+        self._drain.start()
+        self._send({"root": root, "partition_key": partition_key, "catalog": json.loads(catalog.to_json()), "order": order})
+
+    def _send(self, message: dict) -> None:
+        try:
+            self._child.stdin.write(json.dumps(message) + "\n")
+            self._child.stdin.flush()
+        except OSError:
+            pass  # the worker is gone: finish() reports how it ended
+
+    def written(self, table: str) -> None:
+        """`table`'s files and meta record are complete: validate it once its parents are too."""
+        self._send({"written": table})
+
+    def finish(self, tables: list[str], log: Callable[[str], None]) -> Outcome:
+        """Validate what is left of `tables`, merge the results into the snapshot's reports/
+        (quality.json, Data Docs, the manifest's verdict) and return them."""
+        self._send({"finish": tables})
+        try:
+            self._child.stdin.close()
+        except OSError:
+            pass
+        body = self._child.stdout.read()
+        self._child.wait()
+        self._drain.join()
+        lines = [line.rstrip("\n") for line in self._stderr if line.strip()]
+        for line in lines:
+            log(line)
+        if self._child.returncode != 0 or not body:
+            last = lines[-1] if lines else f"exit code {self._child.returncode}"
+            raise WorkerFailed(f"the data-quality checks of snapshot {self.partition_key} could not run: {last}")
+        answer = json.loads(body)
+        return Outcome([TableQuality.from_dict(r) for r in answer["results"]], answer["published"])
+
+    def close(self) -> None:
+        """End a session that was never finished (its run failed): nothing is published."""
+        if self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+        for pipe in (self._child.stdin, self._child.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
-def _run(request: dict, log: Callable[[str], None]) -> dict:
-    from ..manifest import meta_path, record_quality
-    from ..storage import SnapshotStore
-    from . import redact
-    from .publish import QUALITY_JSON, publish_reports
-    from .readers import StoreReader
-    from .suites import QualityValidator, warm_up
+class _Validation:
+    """The worker's side: validates tables as they become ready, publishes at the end."""
 
-    catalog = Catalog.from_dict(request["catalog"])
-    store = SnapshotStore(request["root"], request["partition_key"])
+    def __init__(self, request: dict, log: Callable[[str], None]):
+        from ..manifest import meta_path
+        from ..storage import SnapshotStore
+        from .readers import StoreReader
+        from .suites import QualityValidator, warm_up
 
-    def source_rows(table) -> int:
-        return int(store.read_json(meta_path(table))["source_rows"])
+        self.catalog = Catalog.from_dict(request["catalog"])
+        self.store = SnapshotStore(request["root"], request["partition_key"])
+        self.order = request["order"]
+        self.log = log
+        store = self.store
+        self.reader = StoreReader(store, lambda table: int(store.read_json(meta_path(table))["source_rows"]))
+        self.validator = QualityValidator(self.catalog)
+        warm_up()
+        self.written_tables: set[str] = set()
+        self.results: dict[str, TableQuality] = {}
 
-    reader = StoreReader(store, source_rows)
-    validator = QualityValidator(catalog)
-    warm_up()
-    results = []
-    for name in request["tables"]:
-        result = _validate_forked(validator, catalog.table(name), reader)
-        log(f"{name}: " + ("passed" if result.passed else f"failed: {', '.join(result.failed_families()) or result.error}"))
-        results.append(result)
-    if store.encrypted:
-        # Offending values stay inside age: the plaintext reports name rows by their integer keys.
-        store.write_json(redact.SAMPLES, {"partition_key": store.partition_key, "samples": redact.samples(results)})
-        results = [redact.redacted(r, catalog.table(r.table).primary_key) for r in results]
-    try:
-        published = publish_reports(store, results, partition_key=store.partition_key, order=request["order"])
-        # Checks may finish after the manifest: the verdict goes into it either way.
-        record_quality(store, store.read_json(QUALITY_JSON))
-    except Exception as error:  # noqa: BLE001 - the verdicts matter more than their report
-        published = {"report_error": f"{type(error).__name__}: {error}"}
-    return {"results": [r.to_dict() for r in results], "published": published}
+    def _parents(self, name: str) -> set[str]:
+        known = self.catalog.by_qualified()
+        return {fk.ref_qualified for fk in known[name].foreign_keys if fk.ref_qualified in known and fk.ref_qualified != name}
+
+    def written(self, name: str) -> None:
+        """Foreign-key checks read the parents' keys: a table waits until its parents are written."""
+        self.written_tables.add(name)
+        for each in self.order:
+            if each in self.written_tables and each not in self.results and self._parents(each) <= self.written_tables:
+                self._validate(each)
+
+    def _validate(self, name: str) -> None:
+        result = _validate_forked(self.validator, self.catalog.table(name), self.reader)
+        self.log(f"{name}: " + ("passed" if result.passed else f"failed: {', '.join(result.failed_families()) or result.error}"))
+        self.results[name] = result
+
+    def finish(self, tables: list[str]) -> dict:
+        from ..manifest import record_quality
+        from . import redact
+        from .publish import QUALITY_JSON, publish_reports
+
+        for name in tables:
+            if name not in self.results:
+                self._validate(name)
+        results = [self.results[name] for name in tables]
+        store = self.store
+        if store.encrypted:
+            # Offending values stay inside age: the plaintext reports name rows by their integer keys.
+            store.write_json(redact.SAMPLES, {"partition_key": store.partition_key, "samples": redact.samples(results)})
+            results = [redact.redacted(r, self.catalog.table(r.table).primary_key) for r in results]
+        try:
+            published = publish_reports(store, results, partition_key=store.partition_key, order=self.order)
+            # Checks may finish after the manifest: the verdict goes into it either way.
+            record_quality(store, store.read_json(QUALITY_JSON))
+        except Exception as error:  # noqa: BLE001 - the verdicts matter more than their report
+            published = {"report_error": f"{type(error).__name__}: {error}"}
+        return {"results": [r.to_dict() for r in results], "published": published}
 
 
 def _validate_forked(validator, table, reader) -> TableQuality:
@@ -117,9 +187,15 @@ def _validate_forked(validator, table, reader) -> TableQuality:
 
 
 def main() -> None:
-    request = json.loads(sys.stdin.read())
-    answer = _run(request, lambda line: print(line, file=sys.stderr, flush=True))
-    json.dump(answer, sys.stdout)
+    validation = _Validation(json.loads(sys.stdin.readline()), lambda line: print(line, file=sys.stderr, flush=True))
+    for line in sys.stdin:
+        message = json.loads(line)
+        if "written" in message:
+            validation.written(message["written"])
+        elif "finish" in message:
+            json.dump(validation.finish(message["finish"]), sys.stdout)
+            return
+    # stdin closed without "finish": the run that started this session failed; publish nothing.
 
 
 if __name__ == "__main__":

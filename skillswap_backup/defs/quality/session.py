@@ -1,0 +1,68 @@
+"""`SnapshotChecks`: the backup run's data-quality validation process, as a Dagster resource.
+
+One `lib.quality.worker.Session` per snapshot partition of the run: the first table asset written
+starts it (Great Expectations imports in it while the backup goes on), every table asset hands it
+its table, and the check step finishes it (see `wiring`). A run that fails before its check step
+kills the process at the end of the run; nothing is published then.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from ...lib.catalog import Catalog, Table
+from ...lib.quality.worker import Outcome, Session
+from .checks import ChecksUnavailable
+
+CHECKS_KEY = "snapshot_checks"
+
+
+class SnapshotChecks(dg.ConfigurableResource):
+    """The run's validation process per snapshot partition (see the module docstring)."""
+
+    _sessions: dict = PrivateAttr(default_factory=dict)
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["SnapshotChecks"]:
+        try:
+            yield self
+        finally:
+            for session in self._sessions.values():
+                session.close()  # finished ones are already gone; others belonged to a failed run
+
+    def session(self, storage, partition_key: str, catalog: Catalog) -> Session:
+        """The partition's session, started on first use. Raises ChecksUnavailable when the run
+        cannot read the snapshot."""
+        if partition_key not in self._sessions:
+            store = storage.store(partition_key)
+            keys = store.encryption
+            if store.encrypted and not (keys.identities or keys.passphrase):
+                raise ChecksUnavailable(
+                    "the snapshot is encrypted and this run has no key to read it "
+                    "(set BACKUP_AGE_IDENTITY; `verify` can check the snapshot later)"
+                )
+            self._sessions[partition_key] = Session(
+                root=storage.root, partition_key=partition_key, catalog=catalog, order=[t.qualified for t in catalog.tables]
+            )
+        return self._sessions[partition_key]
+
+    def finish(self, storage, partition_key: str, catalog: Catalog, tables: list[str], log) -> Outcome:
+        """Finish the partition's session (starting one if no table was written in this run)."""
+        session = self.session(storage, partition_key, catalog)
+        del self._sessions[partition_key]  # a retried check step starts afresh
+        try:
+            return session.finish(tables, log)
+        finally:
+            session.close()
+
+    def table_written(self, context: dg.AssetExecutionContext, storage, catalog: Catalog, table: Table) -> None:
+        """Hand a written table to the session, when this run checks it at all."""
+        selection = context.run.asset_check_selection
+        if selection is not None and not any(key.asset_key == context.asset_key for key in selection):
+            return
+        try:
+            self.session(storage, context.partition_key, catalog).written(table.qualified)
+        except ChecksUnavailable:
+            pass  # the check step says so, once
