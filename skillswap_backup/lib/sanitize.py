@@ -28,6 +28,7 @@ the hash of a guessed value, so set the key before sharing anonymized exports.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hmac
 import json
 import os
@@ -169,6 +170,7 @@ def _rules(data: dict, key: str, path: Path) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+@functools.cache  # asked for every column of every batch
 def snake_name(name: str) -> str:
     """passwordHash -> password_hash, lastIP -> last_ip, IPAddress -> ip_address."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
