@@ -46,7 +46,7 @@ def test_a_table_waits_for_its_foreign_key_parents(snapshot):
 
 def test_finish_validates_what_is_left_and_publishes(snapshot):
     root, catalog = snapshot
-    session = Session(root=root, partition_key=KEY, catalog=catalog, order=[t.qualified for t in catalog.tables])
+    session = Session().open(root=root, partition_key=KEY, catalog=catalog, order=[t.qualified for t in catalog.tables])
     session.written("public.users")
     lines: list[str] = []
     outcome = session.finish(["public.users", "public.skills"], lines.append)
@@ -58,7 +58,7 @@ def test_finish_validates_what_is_left_and_publishes(snapshot):
 
 def test_closing_an_unfinished_session_ends_its_process(snapshot):
     root, catalog = snapshot
-    session = Session(root=root, partition_key=KEY, catalog=catalog, order=[t.qualified for t in catalog.tables])
+    session = Session().open(root=root, partition_key=KEY, catalog=catalog, order=[t.qualified for t in catalog.tables])
     session.written("public.skills")
     process = session._child
     assert process.poll() is None

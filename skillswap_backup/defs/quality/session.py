@@ -1,7 +1,8 @@
 """`SnapshotChecks`: the backup run's data-quality validation process, as a Dagster resource.
 
-One `lib.quality.worker.Session` per snapshot partition of the run: the first table asset written
-starts it (Great Expectations imports in it while the backup goes on), every table asset hands it
+One `lib.quality.worker.Session` per snapshot partition of the run. A run that checks tables
+starts its process when the run starts, so Great Expectations imports while Dagster and the first
+tables take their time; the first table written names the snapshot, every table asset hands it
 its table, and the check step finishes it (see `wiring`). A run that fails before its check step
 kills the process at the end of the run; nothing is published then.
 """
@@ -23,14 +24,19 @@ class SnapshotChecks(dg.ConfigurableResource):
     """The run's validation process per snapshot partition (see the module docstring)."""
 
     _sessions: dict = PrivateAttr(default_factory=dict)
+    _spare: Session | None = PrivateAttr(default=None)  # started with the run, not opened yet
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["SnapshotChecks"]:
+        selection = context.dagster_run.asset_check_selection if context.dagster_run else None
+        if selection is None or selection:
+            self._spare = Session()
         try:
             yield self
         finally:
-            for session in self._sessions.values():
-                session.close()  # finished ones are already gone; others belonged to a failed run
+            # Finished sessions are already gone; others belonged to a failed run.
+            for session in [*self._sessions.values(), *([self._spare] if self._spare else [])]:
+                session.close()
 
     def session(self, storage, partition_key: str, catalog: Catalog) -> Session:
         """The partition's session, started on first use. Raises ChecksUnavailable when the run
@@ -43,7 +49,8 @@ class SnapshotChecks(dg.ConfigurableResource):
                     "the snapshot is encrypted and this run has no key to read it "
                     "(set BACKUP_AGE_IDENTITY; `verify` can check the snapshot later)"
                 )
-            self._sessions[partition_key] = Session(
+            session, self._spare = self._spare or Session(), None
+            self._sessions[partition_key] = session.open(
                 root=storage.root, partition_key=partition_key, catalog=catalog, order=[t.qualified for t in catalog.tables]
             )
         return self._sessions[partition_key]

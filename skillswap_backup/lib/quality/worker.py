@@ -44,10 +44,11 @@ class Outcome:
 
 
 class Session:
-    """The caller's side of one validation process for snapshot `partition_key` under `root`."""
+    """The caller's side of one validation process. It starts importing GX at once; `open` names
+    the snapshot it validates (snapshot `partition_key` under `root`)."""
 
-    def __init__(self, *, root: str, partition_key: str, catalog: Catalog, order: list[str]):
-        self.partition_key = partition_key
+    def __init__(self):
+        self.partition_key: str | None = None
         self._child = subprocess.Popen(
             [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
@@ -56,7 +57,11 @@ class Session:
         # Drained all along: a worker blocked on a full stderr pipe would never finish.
         self._drain = threading.Thread(target=lambda: self._stderr.extend(self._child.stderr), daemon=True)
         self._drain.start()
+
+    def open(self, *, root: str, partition_key: str, catalog: Catalog, order: list[str]) -> Session:
+        self.partition_key = partition_key
         self._send({"root": root, "partition_key": partition_key, "catalog": json.loads(catalog.to_json()), "order": order})
+        return self
 
     def _send(self, message: dict) -> None:
         try:
@@ -108,7 +113,7 @@ class _Validation:
         from ..manifest import meta_path
         from ..storage import SnapshotStore
         from .readers import StoreReader
-        from .suites import QualityValidator, warm_up
+        from .suites import QualityValidator
 
         self.catalog = Catalog.from_dict(request["catalog"])
         self.store = SnapshotStore(request["root"], request["partition_key"])
@@ -117,7 +122,6 @@ class _Validation:
         store = self.store
         self.reader = StoreReader(store, lambda table: int(store.read_json(meta_path(table))["source_rows"]))
         self.validator = QualityValidator(self.catalog)
-        warm_up()
         self.written_tables: set[str] = set()
         self.results: dict[str, TableQuality] = {}
 
@@ -187,14 +191,22 @@ def _validate_forked(validator, table, reader) -> TableQuality:
 
 
 def main() -> None:
-    validation = _Validation(json.loads(sys.stdin.readline()), lambda line: print(line, file=sys.stderr, flush=True))
+    from .suites import warm_up
+
+    warm_up()  # before the snapshot is named: a session may be started ahead of its first table
+    setup = sys.stdin.readline()
+    if not setup:
+        return  # never opened: its run had no table to check
+    validation = _Validation(json.loads(setup), lambda line: print(line, file=sys.stderr, flush=True))
     for line in sys.stdin:
         message = json.loads(line)
         if "written" in message:
             validation.written(message["written"])
         elif "finish" in message:
             json.dump(validation.finish(message["finish"]), sys.stdout)
-            return
+            sys.stdout.flush()
+            # The caller waits for this process to end; tearing down GX's interpreter state takes ~0.5 s.
+            os._exit(0)
     # stdin closed without "finish": the run that started this session failed; publish nothing.
 
 
