@@ -117,11 +117,15 @@ def warm_up() -> None:
 
 
 class QualityValidator:
-    """Validates tables one after another (memory: one table's key columns at a time)."""
+    """Validates tables one after another (memory: one table's key columns at a time).
 
-    def __init__(self, catalog: Catalog):
+    `release_memory=False` for a process that ends after the table (a forked child): returning
+    the frame's memory would only cost time (~0.1 s of gc per table)."""
+
+    def __init__(self, catalog: Catalog, *, release_memory: bool = True):
         self.catalog = catalog
         self.plans = plans.plan_catalog(catalog)
+        self.release_memory = release_memory
 
     def validate_table(self, table: Table, reader: SnapshotReader) -> TableQuality:
         # Key columns are read, encoded and dropped table after table (≈60 MB less peak RSS on
@@ -140,7 +144,7 @@ class QualityValidator:
             return failed_result(
                 self.catalog, table, f"{type(error).__name__}: {error}", rows=result.rows, source_rows=result.source_rows
             )
-        big = len(frame.df) >= 100_000
+        big = len(frame.df) >= 100_000 and self.release_memory
         try:
             gx_result = self._run(table, plan, frame, result.source_rows)
         finally:
