@@ -28,7 +28,7 @@ class SnapshotChecks(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["SnapshotChecks"]:
-        selection = context.dagster_run.asset_check_selection if context.dagster_run else None
+        selection = context.run.asset_check_selection if context.run else None
         if selection is None or selection:
             self._spare = Session()
         try:
@@ -45,6 +45,9 @@ class SnapshotChecks(dg.ConfigurableResource):
             store = storage.store(partition_key)
             keys = store.encryption
             if store.encrypted and not (keys.identities or keys.passphrase):
+                if self._spare is not None:  # it would never be opened
+                    self._spare.close()
+                    self._spare = None
                 raise ChecksUnavailable(
                     "the snapshot is encrypted and this run has no key to read it "
                     "(set BACKUP_AGE_IDENTITY; `verify` can check the snapshot later)"
