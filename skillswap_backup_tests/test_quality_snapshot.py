@@ -28,7 +28,7 @@ KEY = "2026-11-22"
 @pytest.fixture(scope="module")
 def backed_up(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("quality_snapshot")
-    with demo_source("ssb_test_q", tmp) as url, dg.instance_for_test() as instance:
+    with demo_source("ssb_test_q", tmp), dg.instance_for_test() as instance:
         result = backup_partition(KEY, instance)
         yield tmp, load_catalog(tmp / "catalog.json"), instance, result
 
