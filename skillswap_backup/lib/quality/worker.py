@@ -194,6 +194,8 @@ def _validate_forked(validator, table, reader) -> TableQuality:
 def main() -> None:
     from .suites import warm_up
 
+    # stdout carries the answer alone: whatever a library prints goes to the progress lines.
+    answer, sys.stdout = sys.stdout, sys.stderr
     warm_up()  # before the snapshot is named: a session may be started ahead of its first table
     # What GX has loaded stays out of every forked child's garbage collections: less time, and
     # fewer of the parent's pages copied into the child.
@@ -207,8 +209,8 @@ def main() -> None:
         if "written" in message:
             validation.written(message["written"])
         elif "finish" in message:
-            json.dump(validation.finish(message["finish"]), sys.stdout)
-            sys.stdout.flush()
+            json.dump(validation.finish(message["finish"]), answer)
+            answer.flush()
             # The caller waits for this process to end; tearing down GX's interpreter state takes ~0.5 s.
             os._exit(0)
     # stdin closed without "finish": the run that started this session failed; publish nothing.
