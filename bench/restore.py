@@ -26,7 +26,7 @@ from psycopg import sql
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.measure import ADMIN_URL, Measurement, database_url, drop_database, measure, pg_env  # noqa: E402
+from bench.measure import ADMIN_URL, Measurement, database_url, drop_database, measure, pg_env, settle  # noqa: E402
 from skillswap_backup.lib.demo_db import create_demo_database  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "skillswap-backup")
@@ -65,6 +65,7 @@ def main() -> None:
     made = [source_name]
     try:
         counts = create_demo_database(ADMIN_URL, source_name, scale=args.scale)
+        settle(source_name)
         source = database_url(source_name)
         print(f"scale {args.scale}: {sum(counts.values())} rows in {len(counts)} tables")
         env = {**os.environ, "DATABASE_URL": source, "BACKUP_ROOT": str(work / "backups"),

@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.measure import ADMIN_URL, Measurement, database_url, drop_database, measure, pg_env  # noqa: E402
+from bench.measure import ADMIN_URL, Measurement, database_url, drop_database, measure, pg_env, settle  # noqa: E402
 from skillswap_backup.lib.demo_db import create_demo_database  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -55,6 +55,7 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="ssb-bench-"))
         try:
             counts = create_demo_database(ADMIN_URL, name, scale=scale)
+            settle(name)
             rows = sum(counts.values())
             print(f"scale {scale}: {rows} rows")
             dump, ours = bench_backup(database_url(name), work)

@@ -150,3 +150,14 @@ def test_table_selection_closes_over_foreign_keys_and_rejects_bad_requests():
     ]:
         with pytest.raises(restore.RestoreError, match=needle):
             restore.select_tables(catalog, options, "k")
+
+
+@pytest.mark.parametrize("url,local", [
+    ("postgresql://postgres@127.0.0.1:5432/db", True),
+    ("postgresql://u:p@localhost/db", True),
+    ("postgresql:///db", True),  # the default socket
+    ("postgresql://u@%2Fvar%2Frun%2Fpostgresql/db", True),
+    ("postgresql://u:secret@ep-cool-1.eu-central-1.aws.neon.tech/db?sslmode=require", False),
+])
+def test_parallel_index_builds_are_left_to_remote_servers_only(url, local):
+    assert restore._on_this_machine(url) is local
