@@ -2,8 +2,8 @@
 
 The checks validate the partition's snapshot in a child process (`lib.quality.worker`), so the
 backup run's own process never imports Great Expectations. That process is the run's
-`SnapshotChecks` session: the first table asset written starts it and every table asset hands it
-its table, so validation runs beside the backup; the check step finishes it. It reads the
+`SnapshotChecks` session: it starts with the run and every table asset hands it its table, so
+validation runs beside the backup; the check step finishes it. It reads the
 snapshot from the `storage` resource's root, takes each table's source count from the
 `meta/<table>.json` the table asset wrote, publishes the results into the snapshot folder and
 records the verdict in its manifest; every check result links the Data Docs.
