@@ -24,6 +24,7 @@ import re
 import psycopg
 from psycopg import sql
 
+from . import pg, pgtypes
 from .catalog import Column, Table
 
 CURRENT_METHOD = "typed"
@@ -70,6 +71,15 @@ def checksum_sql(table: Table, method: str = CURRENT_METHOD) -> sql.Composed:
     return sql.SQL("SELECT count(*), coalesce(sum({h}), 0)::text FROM {t}").format(
         h=row_hash, t=sql.Identifier(table.schema, table.name)
     )
+
+
+def measure(url: str, table: Table, method: str, *, purpose: str) -> tuple[int, str]:
+    """(row count, checksum) of `table` in the database at `url`, read in the session settings the
+    backup's checksums were taken in (the text forms of timestamptz arrays, ranges, … depend on them)."""
+    with pg.connect(url, purpose=purpose) as conn:
+        pgtypes.apply_session_settings(conn)
+        count, content = conn.execute(checksum_sql(table, method)).fetchone()
+    return count, content
 
 
 def method_for(conn: psycopg.Connection) -> str:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from . import checksum, pg, pgtypes
+from . import checksum, pg
 from .catalog import Catalog
 from .manifest import read_manifest
 from .settings import SettingMissing
@@ -85,16 +85,15 @@ def validate(target_url: str, body: dict) -> dict:
     """Compare each restored table's rows and checksum with the manifest; returns the findings."""
     catalog = Catalog.from_dict(body["catalog"])
     mismatches, rows = [], 0
-    with pg.connect(target_url, purpose="restored scratch database") as conn:
-        pgtypes.apply_session_settings(conn)  # the text forms the backup's checksums were taken in
-        for name, expected in body["tables"].items():
-            table = catalog.table(name)
-            count, content = conn.execute(checksum.checksum_sql(table, checksum.method_of(expected))).fetchone()
-            rows += count
-            if count != expected["rows"] or (expected.get("checksum") is not None and content != expected["checksum"]):
-                mismatches.append(
-                    f"{name}: {count} rows (checksum {content}), the manifest says {expected['rows']} (checksum {expected.get('checksum')})"
-                )
+    for name, expected in body["tables"].items():
+        count, content = checksum.measure(
+            target_url, catalog.table(name), checksum.method_of(expected), purpose="restored scratch database"
+        )
+        rows += count
+        if count != expected["rows"] or (expected.get("checksum") is not None and content != expected["checksum"]):
+            mismatches.append(
+                f"{name}: {count} rows (checksum {content}), the manifest says {expected['rows']} (checksum {expected.get('checksum')})"
+            )
     return {"tables": len(body["tables"]), "rows": rows, "mismatches": mismatches}
 
 

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from . import checksum, pg, pgtypes
+from . import checksum, pg
 from .catalog import Table
 
 
@@ -102,13 +102,6 @@ class RestoreReport:
         for t in self.tables:
             rows.append(f"| {t.table} | {t.rows} | {t.checksum} | {'-' if t.seconds is None else t.seconds} | {'yes' if t.ok else '**NO**'} |")
         return "\n".join(rows)
-
-
-def _count_and_checksum(url: str, table: Table, method: str) -> tuple[int, str]:
-    with pg.connect(url, purpose="restore target") as conn:
-        pgtypes.apply_session_settings(conn)  # the text forms the backup's checksums were taken in
-        count, content = conn.execute(checksum.checksum_sql(table, method)).fetchone()
-    return count, content
 
 
 _FOREIGN_KEYS_SQL = """
@@ -240,7 +233,10 @@ def verify(
     load_seconds = {load.table: load.seconds for load in loads}
     with ThreadPoolExecutor(max_workers=max(1, plan.jobs)) as pool:
         sums = list(pool.map(
-            lambda t: _count_and_checksum(target_url, t, checksum.method_of(manifest["tables"][t.qualified])), tables
+            lambda t: checksum.measure(
+                target_url, t, checksum.method_of(manifest["tables"][t.qualified]), purpose="restore target"
+            ),
+            tables,
         ))
     problems: list[str] = []
     reports = []

@@ -125,16 +125,17 @@ class _Validation:
         self.validator = QualityValidator(self.catalog, release_memory=False)  # each table in a forked child
         self.written_tables: set[str] = set()
         self.results: dict[str, TableQuality] = {}
-
-    def _parents(self, name: str) -> set[str]:
         known = self.catalog.by_qualified()
-        return {fk.ref_qualified for fk in known[name].foreign_keys if fk.ref_qualified in known and fk.ref_qualified != name}
+        self.parents = {
+            name: {fk.ref_qualified for fk in table.foreign_keys if fk.ref_qualified in known and fk.ref_qualified != name}
+            for name, table in known.items()
+        }
 
     def written(self, name: str) -> None:
         """Foreign-key checks read the parents' keys: a table waits until its parents are written."""
         self.written_tables.add(name)
         for each in self.order:
-            if each in self.written_tables and each not in self.results and self._parents(each) <= self.written_tables:
+            if each in self.written_tables and each not in self.results and self.parents[each] <= self.written_tables:
                 self._validate(each)
 
     def _validate(self, name: str) -> None:
