@@ -5,11 +5,14 @@ an unfinished session's process is ended with its run."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
 
 from skillswap_backup.lib.catalog import load_catalog
+from skillswap_backup.lib.quality import worker
 from skillswap_backup.lib.quality.worker import Session, _Validation
 from skillswap_backup_tests.lifecycle_support import backup_partition, demo_source
 
@@ -64,3 +67,32 @@ def test_closing_an_unfinished_session_ends_its_process(snapshot):
     assert process.poll() is None
     session.close()
     assert process.poll() is not None
+
+
+def test_a_run_takes_over_the_session_started_early(snapshot):
+    """The CLI starts the validation process before it imports Dagster; the run uses that one."""
+    root, catalog = snapshot
+    worker.start_early()
+    early = worker._early
+    with dg.instance_for_test() as instance:
+        result = backup_partition("2026-11-15", instance)
+    assert worker.take_early() is None
+    # It answered the run's check step (exit 0), so the run validated through it.
+    assert early._child.wait(timeout=5) == 0
+    evaluations = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert evaluations and all(e.passed for e in evaluations)
+
+
+def test_the_worker_validates_without_scipy_stats_altair_or_sqlalchemy():
+    """lean_import: GX imports, and our suites run, with those parts never executed."""
+    probe = (
+        "import sys\n"
+        "from skillswap_backup.lib.quality import lean_import\n"
+        "lean_import.install()\n"
+        "from skillswap_backup.lib.quality.suites import warm_up\n"
+        "warm_up()\n"
+        "print(sorted(m for m in ('scipy.stats._stats_py', 'altair.vegalite', 'sqlalchemy.orm') if m in sys.modules))\n"
+        "print('great_expectations' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["[]", "True"]

@@ -53,8 +53,8 @@ class SourceDatabase(dg.ConfigurableResource):
     def in_background(self, name: str, start: Callable[[], Future] | None = None) -> Future | None:
         """The run's background job `name`; `start(pool)` launches it the first time it is asked for.
 
-        Used for the full pg_dump: it runs beside the table reads (another process, another
-        core) in the same snapshot, and its asset only waits for it.
+        Used for the pg_dumps: they run beside the table reads (other processes, another core)
+        in the same snapshot, and their assets only wait for them.
         """
         if name not in self._background and start is not None:
             if self._pool is None:

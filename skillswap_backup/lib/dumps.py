@@ -63,26 +63,49 @@ def _checked_tool(conn: psycopg.Connection) -> str:
     return f"{version[0]}.{version[1]}"
 
 
-def backup_schema(conn: psycopg.Connection, url: str, store: SnapshotStore, *, snapshot_id: str) -> DumpResult:
-    """Dump the schema in the snapshot, render it as SQL, and annotate its objects."""
+@dataclass
+class SchemaArchive:
+    """What `start_schema_dump` produced: the stored files and the archive's table of contents."""
+
+    tool: str
+    seconds: float  # pg_dump and pg_restore's
+    files: list[StoredFile]
+    toc: list
+
+
+def start_schema_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *, snapshot_id: str, run) -> Future:
+    """Dump the schema in the snapshot and render it as SQL, handed to `run` (e.g. a thread
+    pool's submit): pg_dump and pg_restore are processes of their own, so this proceeds while
+    `conn` reads the tables. `finish_schema` then annotates the objects on `conn`."""
     started = time.monotonic()
     tool = _checked_tool(conn)
-    args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=True)
-    # A schema-only dump is small: the copy pg_restore reads stays in memory, so no plaintext
-    # copy of it ever touches the disk when the snapshot is encrypted.
-    archive = io.BytesIO()
-    with pg.libpq_env(url) as env, store.writer(SCHEMA_DUMP) as (out, info):
-        pgdump.run_dump(args, env, _Tee(out, archive), what="the schema")
-    files = [info["stored"]]
-    with store.writer(SCHEMA_SQL) as (out, info):
-        pgdump.run_restore(["--file=-"], _no_pg_env(), source=[archive.getvalue()], sink=out, what="schema.sql")
-    files.append(info["stored"])
-    listing = io.BytesIO()
-    pgdump.run_restore(["--list"], _no_pg_env(), source=[archive.getvalue()], sink=listing, what="the schema's contents")
-    toc = pgdump.parse_toc(listing.getvalue().decode())
-    objects = schema_objects.annotate(conn, toc)
-    files.append(store.write_json(SCHEMA_OBJECTS, objects))
-    result = DumpResult("schema", snapshot_id, tool, round(time.monotonic() - started, 3), files, len(toc))
+
+    def dump() -> SchemaArchive:
+        args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=True)
+        # A schema-only dump is small: the copy pg_restore reads stays in memory, so no plaintext
+        # copy of it ever touches the disk when the snapshot is encrypted.
+        archive = io.BytesIO()
+        with pg.libpq_env(url) as env, store.writer(SCHEMA_DUMP) as (out, info):
+            pgdump.run_dump(args, env, _Tee(out, archive), what="the schema")
+        files = [info["stored"]]
+        with store.writer(SCHEMA_SQL) as (out, info):
+            pgdump.run_restore(["--file=-"], _no_pg_env(), source=[archive.getvalue()], sink=out, what="schema.sql")
+        files.append(info["stored"])
+        listing = io.BytesIO()
+        pgdump.run_restore(["--list"], _no_pg_env(), source=[archive.getvalue()], sink=listing, what="the schema's contents")
+        toc = pgdump.parse_toc(listing.getvalue().decode())
+        return SchemaArchive(tool, time.monotonic() - started, files, toc)
+
+    return run(dump)
+
+
+def finish_schema(conn: psycopg.Connection, store: SnapshotStore, dumped: SchemaArchive, *, snapshot_id: str) -> DumpResult:
+    """Annotate the dumped objects with the tables they belong to (and sequence values)."""
+    started = time.monotonic()
+    objects = schema_objects.annotate(conn, dumped.toc)
+    files = [*dumped.files, store.write_json(SCHEMA_OBJECTS, objects)]
+    seconds = round(dumped.seconds + time.monotonic() - started, 3)
+    result = DumpResult("schema", snapshot_id, dumped.tool, seconds, files, len(dumped.toc))
     store.write_json(extras_path("schema"), result.to_dict(), plaintext=True)
     return result
 

@@ -31,25 +31,33 @@ def _metadata(result: dumps.DumpResult, store) -> dict:
     }
 
 
-def start_full_dump(
-    context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage, *, always: bool = False
-) -> Future | None:
-    """Launch this run's full pg_dump in the background, once, if the run materializes it.
+_STARTERS = {SCHEMA_KEY: dumps.start_schema_dump, FULL_DUMP_KEY: dumps.start_full_dump}
+
+
+def start_dumps(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> None:
+    """Launch this run's pg_dumps in the background, once each, for those the run materializes.
 
     Every asset of a backup run calls this as soon as it holds the snapshot, so pg_dump (its own
-    process) streams the whole database while the tables are read; `full_dump` only waits.
+    process) reads the schema and the whole database while the tables are read; the dump assets
+    come last in the run and only collect what their pg_dump wrote.
     """
+    for key in _STARTERS:
+        _start_dump(context, source, storage, key)
+
+
+def _start_dump(
+    context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage, key: dg.AssetKey,
+    *, always: bool = False,
+) -> Future | None:
     selection = context.run.asset_selection
-    # No (or an empty) selection means the whole job, full_dump included.
-    if not always and selection and FULL_DUMP_KEY not in selection:
+    # No (or an empty) selection means the whole job, both dumps included.
+    if not always and selection and key not in selection:
         return None
     snapshot = source.snapshot()
     store = storage.store(context.partition_key)
     return source.in_background(
-        "full_dump",
-        lambda pool: dumps.start_full_dump(
-            snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id, run=pool.submit
-        ),
+        key.to_user_string(),
+        lambda pool: _STARTERS[key](snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id, run=pool.submit),
     )
 
 
@@ -62,8 +70,11 @@ def _dump_asset_metadata(key: dg.AssetKey, result: dumps.DumpResult, store, cont
 
 
 def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+    # Both are downstream of the tables only so that they are collected last: their pg_dumps
+    # started with the run's first asset and have been running beside the table reads.
     @dg.asset(
         key=SCHEMA_KEY,
+        deps=table_keys,
         group_name="snapshot",
         partitions_def=partitions,
         kinds={"postgres"},
@@ -75,12 +86,10 @@ def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.A
         store = storage.store(context.partition_key)
         store.remove(MANIFEST)  # the folder is not a complete snapshot again until the new manifest
         with retries.fail_fast("the schema dump"):
-            start_full_dump(context, source, storage)
-            result = dumps.backup_schema(snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id)
+            dumped = _start_dump(context, source, storage, SCHEMA_KEY, always=True).result()
+            result = dumps.finish_schema(snapshot.conn, store, dumped, snapshot_id=snapshot.snapshot_id)
         return _dump_asset_metadata(SCHEMA_KEY, result, store, context)
 
-    # Downstream of the tables only so that it is collected last: its pg_dump started with the
-    # run's first asset and has been running beside the table reads.
     @dg.asset(
         key=FULL_DUMP_KEY,
         deps=table_keys,
@@ -94,7 +103,7 @@ def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.A
         store = storage.store(context.partition_key)
         store.remove(MANIFEST)
         with retries.fail_fast("the full dump"):
-            result = start_full_dump(context, source, storage, always=True).result()
+            result = _start_dump(context, source, storage, FULL_DUMP_KEY, always=True).result()
         return _dump_asset_metadata(FULL_DUMP_KEY, result, store, context)
 
     return [schema, full_dump]

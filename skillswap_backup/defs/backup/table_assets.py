@@ -16,7 +16,7 @@ from ...lib.storage import MANIFEST
 from .. import retries
 from ..quality.session import SnapshotChecks
 from ..resources import BackupStorage, SourceDatabase
-from .dump_assets import start_full_dump
+from .dump_assets import start_dumps
 
 PREVIEW_ROWS = 5
 
@@ -74,7 +74,7 @@ def _build_table_asset(
         store.remove(MANIFEST)
         store.remove(store.table_dir(table))
         with retries.fail_fast(f"table {table.qualified}"):
-            start_full_dump(context, source, storage)
+            start_dumps(context, source, storage)
         json_plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=storage.anonymize, catalog=catalog)
         with retries.fail_fast(f"table {table.qualified}"), retries.savepoint(snapshot.conn, snapshot.side_conn):
             result = backup.backup_table(

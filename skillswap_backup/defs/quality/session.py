@@ -14,6 +14,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from ...lib.catalog import Catalog, Table
+from ...lib.quality import worker
 from ...lib.quality.worker import Outcome, Session
 from .checks import ChecksUnavailable
 
@@ -29,8 +30,11 @@ class SnapshotChecks(dg.ConfigurableResource):
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["SnapshotChecks"]:
         selection = context.run.asset_check_selection if context.run else None
+        early = worker.take_early()  # started by the CLI before it imported Dagster
         if selection is None or selection:
-            self._spare = Session()
+            self._spare = early or Session()
+        elif early is not None:
+            early.close()
         try:
             yield self
         finally:

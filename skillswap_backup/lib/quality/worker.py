@@ -107,6 +107,23 @@ class Session:
                 pass
 
 
+_early: Session | None = None
+
+
+def start_early() -> None:
+    """Start a session now, for a backup run this process is about to launch (`take_early`)."""
+    global _early
+    if _early is None:
+        _early = Session()
+
+
+def take_early() -> Session | None:
+    """The session `start_early` started, once; None when there is none."""
+    global _early
+    session, _early = _early, None
+    return session
+
+
 class _Validation:
     """The worker's side: validates tables as they become ready, publishes at the end."""
 
@@ -193,6 +210,9 @@ def _validate_forked(validator, table, reader) -> TableQuality:
 
 
 def main() -> None:
+    from . import lean_import
+
+    lean_import.install()
     from .suites import warm_up
 
     # stdout carries the answer alone: whatever a library prints goes to the progress lines.
