@@ -31,20 +31,20 @@ def _needs_escape(strings: pa.Array) -> bool:
     return bool((raw < 0x20).any() or (raw == ord('"')).any() or (raw == ord("\\")).any())
 
 
-def _quoted(strings: pa.Array) -> pa.Array:
+def _escaped(strings: pa.Array) -> pa.Array:
+    """The values' JSON string contents, without the quotes."""
     # Most columns need no escapes and skip the replace passes.
-    if _needs_escape(strings):
-        escaped = strings
-        for raw, replacement in _ESCAPES:
-            escaped = pc.replace_substring(escaped, raw, replacement)
-        rare = pc.match_substring_regex(strings, _OTHER_CONTROL)
-        if pc.any(rare).as_py():
-            # Other control characters need \u escapes, which Arrow cannot compute; json can.
-            exact = pa.array([None if s is None else json.dumps(s, ensure_ascii=False)[1:-1] for s in strings.to_pylist()])
-            escaped = pc.if_else(rare, exact, escaped)
-    else:
-        escaped = strings
-    return pc.binary_join_element_wise('"', escaped, '"', "")
+    if not _needs_escape(strings):
+        return strings
+    escaped = strings
+    for raw, replacement in _ESCAPES:
+        escaped = pc.replace_substring(escaped, raw, replacement)
+    rare = pc.match_substring_regex(strings, _OTHER_CONTROL)
+    if pc.any(rare).as_py():
+        # Other control characters need \u escapes, which Arrow cannot compute; json can.
+        exact = pa.array([None if s is None else json.dumps(s, ensure_ascii=False)[1:-1] for s in strings.to_pylist()])
+        escaped = pc.if_else(rare, exact, escaped)
+    return escaped
 
 
 def _float_text(array: pa.Array) -> pa.Array:
@@ -54,21 +54,29 @@ def _float_text(array: pa.Array) -> pa.Array:
     return text
 
 
-def value_text(array: pa.Array, field: pa.Field) -> pa.Array:
-    """JSON text for every value of one column (nulls as `null`)."""
+def _strings(array: pa.Array, field: pa.Field) -> pa.Array | None:
+    """The string a JSON string value holds, per value; None for a column of JSON numbers."""
     encoding = (field.metadata or {}).get(b"encoding", b"").decode()
     kind = array.type
     if encoding in ("epoch_days", "epoch_us"):
-        text = _quoted(pgtypes.temporal_text(array, encoding, "with time zone" in field.metadata[b"pg_base_type"].decode()))
-    elif pa.types.is_binary(kind):
-        text = _quoted(pgtypes.bytea_text(array))
-    elif pa.types.is_boolean(kind) or pa.types.is_integer(kind):
-        text = array.cast(pa.string())
-    elif pa.types.is_floating(kind):
-        text = _float_text(array)
-    else:
-        text = _quoted(array.cast(pa.string()))
-    return pc.fill_null(text, "null")
+        return pgtypes.temporal_text(array, encoding, "with time zone" in field.metadata[b"pg_base_type"].decode())
+    if pa.types.is_binary(kind):
+        return pgtypes.bytea_text(array)
+    if pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return None
+    return array.cast(pa.string())
+
+
+def _value_parts(array: pa.Array, field: pa.Field) -> tuple[str, pa.Array, str]:
+    """(text before, values, text after) of a column's JSON values; a null value is left null
+    for the row join to print as `null`."""
+    strings = _strings(array, field)
+    if strings is None:
+        return "", _float_text(array) if pa.types.is_floating(array.type) else array.cast(pa.string()), ""
+    escaped = _escaped(strings)
+    if escaped.null_count == 0:
+        return '"', escaped, '"'  # the quotes join the row's literals: no quoted copy of the column
+    return "", pc.binary_join_element_wise('"', escaped, '"', ""), ""
 
 
 def _rows(batch: pa.RecordBatch, row_end: str) -> pa.Array:
@@ -76,10 +84,14 @@ def _rows(batch: pa.RecordBatch, row_end: str) -> pa.Array:
     if batch.num_columns == 0:
         return pa.array(["{}" + row_end] * batch.num_rows, pa.string())
     parts: list = []
+    after = ""
     for index, field in enumerate(batch.schema):
-        key = json.dumps(field.name, ensure_ascii=False) + ":"
-        parts += [("{" if index == 0 else ",") + key, value_text(batch.column(index), field)]
-    return pc.binary_join_element_wise(*parts, "}" + row_end, "")
+        key = after + ("{" if index == 0 else ",") + json.dumps(field.name, ensure_ascii=False) + ":"
+        before, values, after = _value_parts(batch.column(index), field)
+        parts += [key + before, values]
+    return pc.binary_join_element_wise(
+        *parts, after + "}" + row_end, "", null_handling="replace", null_replacement="null"
+    )
 
 
 def batch_lines(batch: pa.RecordBatch) -> list[str]:
