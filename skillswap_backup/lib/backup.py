@@ -170,7 +170,10 @@ class _PartWriter:
         context = self.store.writer(relpath)
         handle, info = context.__enter__()
         sink = _CountingWriter(handle)
-        writer = pq.ParquetWriter(sink, self.schema, compression="zstd")
+        # No dictionary pages: building a dictionary per column chunk is half of the writer's
+        # time, and zstd finds the repeats anyway. On the 2M-row bench tables: skills 0.14 ->
+        # 0.07 CPU-s and 7.3 -> 4.4 MB, users 0.17 -> 0.12 s and 10.0 -> 9.3 MB.
+        writer = pq.ParquetWriter(sink, self.schema, compression="zstd", use_dictionary=False)
         self._open_part = [context, info, sink, writer, 0]
 
     def _finish_part(self) -> None:
