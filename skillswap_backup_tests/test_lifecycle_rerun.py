@@ -131,6 +131,7 @@ def test_one_failing_table_leaves_the_snapshot_usable_for_the_next(tmp_path: Pat
     from skillswap_backup.defs.resources import SourceDatabase
     from skillswap_backup.lib import backup, sanitize
     from skillswap_backup.lib.catalog import load_catalog
+    from skillswap_backup.lib.table_reader import TableReadError
 
     with demo_source("ssb_test_lc_savepoint", tmp_path) as owner_url, backup_role(owner_url) as (role_url, _):
         _grant(owner_url, role_url, grant=False)
@@ -142,14 +143,16 @@ def test_one_failing_table_leaves_the_snapshot_usable_for_the_next(tmp_path: Pat
             def read(name: str):
                 table = catalog.table(name)
                 plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=False)
-                with retries.savepoint(snapshot.conn, snapshot.side_conn):
-                    return backup.backup_table(snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id,
+                with retries.savepoint(snapshot.conn, snapshot.reader, snapshot.side_conn):
+                    return backup.backup_table(snapshot.conn, snapshot.reader, table, store, snapshot_id=snapshot.snapshot_id,
                                                json_plan=plan, checksum_conn=snapshot.side_conn)
 
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with pytest.raises(TableReadError) as refused:
                 read(REVOKED)
+            assert refused.value.sqlstate == "42501" and str(refused.value) == f"permission denied for table {REVOKED}"
             after = read("swap_requests")
             assert after.rows == 10 and after.snapshot_id == snapshot.snapshot_id
         finally:
             snapshot.conn.close()
+            snapshot.reader.close()
             snapshot.side_conn.close()

@@ -15,14 +15,16 @@ from pydantic import Field, PrivateAttr
 
 from ..lib import backup, pg, pgtypes
 from ..lib.storage import SnapshotStore
+from ..lib.table_reader import SnapshotReader
 
 
 @dataclass
 class Snapshot:
     """The open REPEATABLE READ transaction every asset of one backup run reads through."""
 
-    conn: psycopg.Connection
-    side_conn: psycopg.Connection  # same snapshot: checksums run here while `conn` streams COPY
+    conn: psycopg.Connection  # exported the snapshot; drift checks and the schema's annotations
+    reader: SnapshotReader  # same snapshot: reads the tables' rows
+    side_conn: psycopg.Connection  # same snapshot: checksums run here while `reader` streams rows
     snapshot_id: str
     server_version: str
     database: str
@@ -49,6 +51,8 @@ class SourceDatabase(dg.ConfigurableResource):
                 self._pool.shutdown(wait=True, cancel_futures=True)
             for conn in self._connections:
                 conn.close()
+            if self._snapshot is not None:
+                self._snapshot.reader.close()
 
     def in_background(self, name: str, start: Callable[[], Future] | None = None) -> Future | None:
         """The run's background job `name`; `start(pool)` launches it the first time it is asked for.
@@ -78,13 +82,15 @@ class SourceDatabase(dg.ConfigurableResource):
             backup.begin_snapshot(side_conn, snapshot_id)
             self._snapshot = Snapshot(
                 conn=conn,
+                reader=SnapshotReader(self.url, snapshot_id),
                 side_conn=side_conn,
                 snapshot_id=snapshot_id,
                 server_version=conn.execute("SHOW server_version").fetchone()[0],
                 database=conn.info.dbname,
                 started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-        if any(c.closed or c.broken for c in (self._snapshot.conn, self._snapshot.side_conn)):
+        lost = any(c.closed or c.broken for c in (self._snapshot.conn, self._snapshot.side_conn))
+        if lost or self._snapshot.reader.broken:
             raise backup.SnapshotLost(
                 f"the connection holding snapshot {self._snapshot.snapshot_id} was lost; re-run the whole partition"
             )

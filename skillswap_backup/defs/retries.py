@@ -18,6 +18,7 @@ import psycopg
 from ..lib.backup import SchemaDrift, SnapshotLost
 from ..lib.pg import DatabaseError
 from ..lib.storage import StorageError
+from ..lib.table_reader import SnapshotReader, TableReadError
 
 RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -36,7 +37,7 @@ def is_permanent(error: BaseException) -> bool:
         return any(hint in str(error) for hint in _PERMANENT_CONNECT_HINTS)
     if isinstance(error, StorageError):
         return "cannot write" in str(error)
-    if isinstance(error, psycopg.Error):
+    if isinstance(error, (psycopg.Error, TableReadError)):
         state = error.sqlstate or ""
         return state.startswith(_PERMANENT_SQLSTATE_PREFIXES)
     if type(error).__name__ == "EncryptionError":
@@ -70,7 +71,7 @@ def fail_fast(what: str) -> Iterator[None]:
 
 
 @contextmanager
-def savepoint(*connections: psycopg.Connection) -> Iterator[None]:
+def savepoint(*connections: psycopg.Connection | SnapshotReader) -> Iterator[None]:
     """A savepoint on each snapshot connection: one table failing (say, no SELECT privilege) must not
     abort the run's snapshot transaction for the tables after it."""
     with ExitStack() as stack:

@@ -1,14 +1,14 @@
 """Stream one table out of a consistent snapshot into Parquet parts and a sanitized JSON file.
 
-Data path: `COPY (SELECT …) TO STDOUT (FORMAT csv)` -> Arrow's streaming CSV reader -> record
-batches -> Parquet row groups. Nothing holds more than one block of a table in memory. Parquet
-is split into parts of bounded size so an encrypted part can be decrypted in memory on restore
+Data path: binary `COPY (SELECT …) TO STDOUT` decoded by ADBC (`table_reader`) -> record batches
+-> Parquet row groups. Nothing holds more than a few batches of a table in memory. Parquet is
+split into parts of bounded size so an encrypted part can be decrypted in memory on restore
 without memory growing with the table.
 
 Consistency: one connection opens a REPEATABLE READ, READ ONLY transaction and exports its
-snapshot (`pg_export_snapshot()`), exactly as pg_dump does; every table and the pg_dump-based
-assets read inside that snapshot. If the snapshot is gone, reads fail; nothing falls back to an
-unsynchronized read.
+snapshot (`pg_export_snapshot()`), exactly as pg_dump does; the reading connection, the checksum
+connection and the pg_dump-based assets all read inside that snapshot. If the snapshot is gone,
+reads fail; nothing falls back to an unsynchronized read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -29,9 +28,9 @@ from .arrow_memory import arrow_pool
 from .catalog import Table
 from .checksum import LEGACY_METHOD, checksum_sql, method_for
 from .storage import SnapshotStore, StoredFile
+from .table_reader import SnapshotReader
 
 PART_BYTES = 64 * 1024 * 1024  # roll to a new Parquet part past this many bytes
-CSV_BLOCK_BYTES = 1024 * 1024
 JSON_PREVIEW_ROWS = 5
 
 
@@ -111,30 +110,6 @@ def check_drift(conn: psycopg.Connection, table: Table) -> None:
             f"schema drift in {table.qualified} since discovery ({'; '.join(parts)}); "
             "run `skillswap-backup discover` and back up again"
         )
-
-
-class _CopyStream:
-    """File-like view of `COPY … TO STDOUT` for Arrow's reader: joins CopyData rows into blocks."""
-
-    def __init__(self, copy: psycopg.Copy):
-        self._copy = copy
-        self._pending = bytearray()
-        self._done = False
-        self.closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._done and (size < 0 or len(self._pending) < size):
-            chunk = self._copy.read()
-            if not chunk:
-                self._done = True
-                break
-            self._pending += chunk
-        if size < 0 or size >= len(self._pending):
-            out, self._pending = bytes(self._pending), bytearray()
-        else:
-            out = bytes(self._pending[:size])
-            del self._pending[:size]
-        return out
 
 
 class _CountingWriter:
@@ -236,18 +211,9 @@ class _JsonWriter:
         self._context.__exit__(type(error), error, None)
 
 
-def _parsed_batches(stream: _CopyStream, table: Table):
-    try:
-        reader = pcsv.open_csv(stream, *pgtypes.csv_read_options(table, CSV_BLOCK_BYTES))
-    except pa.ArrowInvalid as error:
-        if "Empty CSV file" in str(error):
-            return  # an empty table: COPY sent no rows at all
-        raise
-    yield from reader
-
-
 def backup_table(
     conn: psycopg.Connection,
+    reader: SnapshotReader,
     table: Table,
     store: SnapshotStore,
     *,
@@ -255,17 +221,19 @@ def backup_table(
     json_plan,
     checksum_conn: psycopg.Connection | None = None,
 ) -> TableBackup:
-    """Write `table` as read in the connection's current snapshot transaction.
+    """Write `table` as `reader` reads it; `conn` (checks) and `reader` are in the same snapshot.
 
-    Three things overlap (Arrow and psycopg release the GIL): the main thread parses COPY output
-    and writes Parquet, one worker renders and writes JSON, and — given `checksum_conn`, a second
+    Three things overlap (Arrow, ADBC and psycopg release the GIL): the main thread reads batches
+    and writes Parquet, one worker renders and writes JSON, and — given `checksum_conn`, another
     connection in the same snapshot — PostgreSQL computes the content checksum meanwhile.
     """
     with arrow_pool("jemalloc"):
-        return _backup_table(conn, table, store, snapshot_id=snapshot_id, json_plan=json_plan, checksum_conn=checksum_conn)
+        return _backup_table(
+            conn, reader, table, store, snapshot_id=snapshot_id, json_plan=json_plan, checksum_conn=checksum_conn
+        )
 
 
-def _backup_table(conn, table, store, *, snapshot_id, json_plan, checksum_conn) -> TableBackup:
+def _backup_table(conn, reader, table, store, *, snapshot_id, json_plan, checksum_conn) -> TableBackup:
     started = time.monotonic()
     check_drift(conn, table)
     schema = pgtypes.arrow_schema(table)
@@ -279,21 +247,19 @@ def _backup_table(conn, table, store, *, snapshot_id, json_plan, checksum_conn) 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"backup-{table.name}") as pool:
         checksum = pool.submit(lambda: checksum_conn.execute(checksum_query).fetchone()) if checksum_conn else None
         try:
-            with conn.cursor().copy(pgtypes.copy_out_sql(table)) as copy:
-                for parsed in _parsed_batches(_CopyStream(copy), table):
-                    batch = pgtypes.to_stored_batch(parsed, table, schema)
-                    if json_out is not None:
-                        if rows == 0:
-                            json_plan.refine_with_sample(batch)
-                        # JSON writes stay in order: each waits for the previous one.
-                        pending.append(pool.submit(_write_json, json_out, json_plan, batch, pending[-1] if pending else None))
-                        if len(pending) > 2:
-                            pending.pop(0).result()  # bound the batches in flight
-                    parts.write(batch)
-                    rows += batch.num_rows
-                    plaintext_passwords += [
-                        c for c in sanitize.find_plaintext_password_columns(table, batch) if c not in plaintext_passwords
-                    ]
+            for batch in reader.batches(table):
+                if json_out is not None:
+                    if rows == 0:
+                        json_plan.refine_with_sample(batch)
+                    # JSON writes stay in order: each waits for the previous one.
+                    pending.append(pool.submit(_write_json, json_out, json_plan, batch, pending[-1] if pending else None))
+                    if len(pending) > 2:
+                        pending.pop(0).result()  # bound the batches in flight
+                parts.write(batch)
+                rows += batch.num_rows
+                plaintext_passwords += [
+                    c for c in sanitize.find_plaintext_password_columns(table, batch) if c not in plaintext_passwords
+                ]
             for future in pending:
                 future.result()
             files = parts.finish()

@@ -12,8 +12,8 @@ Every column gets one *encoding*, chosen by `encoding_for` from its (domain-reso
 - ``pg_text``   everything else (numeric, interval, time, json, arrays, ranges, enums, inet, …)
                 kept as PostgreSQL's own text form, which PostgreSQL reads back exactly.
 
-The backup reads with ``COPY (SELECT <read expressions>) TO STDOUT (FORMAT csv)`` and lets Arrow's
-C++ CSV reader parse the stream; the restore turns record batches back into CSV text for
+The backup selects each column's `read_expression` through ADBC (`table_reader`), which decodes
+PostgreSQL's binary COPY into Arrow; the restore turns record batches back into CSV text for
 ``COPY … FROM STDIN``. Both directions are pure functions of the catalog, tested per type.
 """
 
@@ -57,16 +57,19 @@ SESSION_SETTINGS = {
 }
 
 
-def apply_session_settings(conn) -> None:
-    """SESSION_SETTINGS on `conn`, in one round trip."""
-    conn.execute(
-        sql.SQL("SELECT {}").format(
-            sql.SQL(", ").join(
-                sql.SQL("set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value))
-                for name, value in SESSION_SETTINGS.items()
-            )
+def session_settings_query() -> sql.Composed:
+    """One SELECT that applies SESSION_SETTINGS to the session running it."""
+    return sql.SQL("SELECT {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value))
+            for name, value in SESSION_SETTINGS.items()
         )
     )
+
+
+def apply_session_settings(conn) -> None:
+    """SESSION_SETTINGS on `conn`, in one round trip."""
+    conn.execute(session_settings_query())
 
 
 def encoding_for(column: Column) -> str:
@@ -100,14 +103,15 @@ def arrow_type(column: Column) -> pa.DataType:
     return pa.string()
 
 
-def _parse_type(column: Column) -> pa.DataType:
-    """The Arrow type the CSV reader parses a column's read expression into."""
-    return {"epoch_days": pa.int32(), "epoch_us": pa.int64(), "bytea": pa.string()}.get(
-        encoding_for(column), arrow_type(column)
-    )
-
-
 def read_expression(column: Column) -> sql.Composable:
+    """What the backup selects for `column`: a value ADBC decodes exactly into `arrow_type`.
+
+    Dates and timestamps become epoch integers (infinity as the int extremes); every pg_text
+    type becomes its output function's text on the server (`format('%s', …)` calls it, where a
+    `::text` cast may not: inet's gives `1.2.3.4/32` for `1.2.3.4`); uuid and citext, which the
+    driver does not decode to text, are cast (both casts are the output text); a domain is read
+    as its base type.
+    """
     ident = sql.Identifier(column.name)
     encoding = encoding_for(column)
     if encoding == "epoch_days":
@@ -120,14 +124,13 @@ def read_expression(column: Column) -> sql.Composable:
             "CASE WHEN {c} = 'infinity' THEN {hi} WHEN {c} = '-infinity' THEN {lo} "
             "ELSE (extract(epoch FROM {c}) * 1000000)::bigint END"
         ).format(c=ident, hi=sql.Literal(INT64_MAX), lo=sql.Literal(INT64_MIN))
+    if encoding == "pg_text":
+        return sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END").format(c=ident)
+    if column.base_type in ("uuid", "citext"):
+        return sql.SQL("{c}::text").format(c=ident)
+    if column.base_type != column.pg_type:
+        return sql.SQL("{c}::{t}").format(c=ident, t=sql.SQL(column.base_type))
     return ident
-
-
-def copy_out_sql(table: Table) -> sql.Composed:
-    return sql.SQL("COPY (SELECT {cols} FROM {t}) TO STDOUT (FORMAT csv)").format(
-        cols=sql.SQL(", ").join(read_expression(c) for c in table.columns),
-        t=sql.Identifier(table.schema, table.name),
-    )
 
 
 def arrow_schema(table: Table) -> pa.Schema:
@@ -143,39 +146,19 @@ def arrow_schema(table: Table) -> pa.Schema:
     return pa.schema(fields, metadata={"pg_table": table.qualified})
 
 
-def csv_read_options(table: Table, block_size: int) -> tuple:
-    """(ReadOptions, ParseOptions, ConvertOptions) for PostgreSQL's CSV output of `copy_out_sql`."""
-    names = [f"c{i}" for i in range(len(table.columns))]  # column names may repeat case-insensitively
-    read = pcsv.ReadOptions(column_names=names, block_size=block_size, use_threads=True)
-    # A lone NULL column is an empty line: it is a row, not a blank to skip.
-    parse = pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
-    convert = pcsv.ConvertOptions(
-        column_types={n: _parse_type(c) for n, c in zip(names, table.columns)},
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,  # PostgreSQL quotes empty strings and leaves NULL bare
-        true_values=["t"],
-        false_values=["f"],
-    )
-    return read, parse, convert
-
-
-def to_stored_batch(parsed: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
-    """Turn a batch parsed from CSV into the stored Parquet representation."""
+def to_stored_batch(read: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
+    """Turn a batch as selected by `read_expression` into the stored Parquet representation."""
     arrays = []
-    for array, column, field in zip(parsed.columns, table.columns, schema):
-        encoding = encoding_for(column)
-        if encoding in ("epoch_days", "epoch_us"):
+    for array, column, field in zip(read.columns, table.columns, schema):
+        if encoding_for(column) in ("epoch_days", "epoch_us"):
             array = array.cast(field.type)
-        elif encoding == "bytea":
-            array = pa.array(
-                [None if v is None else bytes.fromhex(v[2:]) for v in array.to_pylist()], pa.binary()
+        elif array.type != field.type:
+            raise TypeError(
+                f"{table.qualified}.{column.name} ({column.pg_type}) was read as {array.type}, "
+                f"stored as {field.type}"
             )
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-# ---- restore direction -------------------------------------------------------------------------
 
 
 def _j2date(julian: int) -> tuple[int, int, int]:

@@ -76,9 +76,9 @@ def _build_table_asset(
         with retries.fail_fast(f"table {table.qualified}"):
             start_dumps(context, source, storage)
         json_plan = sanitize.plan_table(table, sanitize.load_policy(), anonymize=storage.anonymize, catalog=catalog)
-        with retries.fail_fast(f"table {table.qualified}"), retries.savepoint(snapshot.conn, snapshot.side_conn):
+        with retries.fail_fast(f"table {table.qualified}"), retries.savepoint(snapshot.conn, snapshot.reader, snapshot.side_conn):
             result = backup.backup_table(
-                snapshot.conn, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan,
+                snapshot.conn, snapshot.reader, table, store, snapshot_id=snapshot.snapshot_id, json_plan=json_plan,
                 checksum_conn=snapshot.side_conn,
             )
         # Plaintext and free of row data, so a backup host that holds only the public key can
