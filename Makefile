@@ -49,7 +49,7 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py --repeat 3
 	$(PY) bench/restore.py
 
 # Check the newest snapshot against its manifest and restore it into a scratch database (dropped after).

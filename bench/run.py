@@ -3,7 +3,8 @@
 Builds scaled demo databases (default scale 7300 ≈ 2M rows, and 14600 ≈ 4M rows to show that
 memory stays flat), then for each: times `pg_dump -Fc` and `skillswap-backup backup` (Dagster
 run through the project's instance, schema + full dump + every table + manifest), and prints
-wall seconds, peak RSS per process and the ratio. Databases and files are removed afterwards.
+wall seconds, peak RSS per process and the ratio (`--repeat N`: N alternating rounds, medians).
+Databases and files are removed afterwards.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -25,8 +27,8 @@ from skillswap_backup.lib.demo_db import create_demo_database  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def bench_backup(source_url: str, work: Path) -> tuple[Measurement, Measurement]:
-    dump = measure("pg_dump -Fc", ["pg_dump", "-Fc", "-f", str(work / "full.dump")], pg_env(source_url))
+def bench_backup(source_url: str, work: Path, repeat: int) -> tuple[list[Measurement], list[Measurement]]:
+    """`repeat` rounds of pg_dump -Fc then our backup, alternating, so both see the same machine."""
     env = {
         **os.environ,
         "DATABASE_URL": source_url,
@@ -35,19 +37,34 @@ def bench_backup(source_url: str, work: Path) -> tuple[Measurement, Measurement]
         "DAGSTER_HOME": str(REPO),
     }
     measure("discover", [str(BIN / "skillswap-backup"), "discover"], env)
-    ours = measure("skillswap-backup backup", [str(BIN / "skillswap-backup"), "backup"], env)
-    return dump, ours
+    dumps, ours = [], []
+    for _ in range(repeat):
+        dumps.append(measure("pg_dump -Fc", ["pg_dump", "-Fc", "-f", str(work / "full.dump")], pg_env(source_url)))
+        print(show(dumps[-1]))
+        shutil.rmtree(work / "backups", ignore_errors=True)  # each round writes the snapshot afresh
+        ours.append(measure("skillswap-backup backup", [str(BIN / "skillswap-backup"), "backup"], env))
+        print(show(ours[-1]))
+    return dumps, ours
 
 
-def report(rows: int, dump: Measurement, ours: Measurement, baseline_word: str) -> None:
-    print(f"  {dump.label:28} {dump.seconds:8.2f} s   peak RSS {dump.peak_rss_mb}")
-    print(f"  {ours.label:28} {ours.seconds:8.2f} s   peak RSS {ours.peak_rss_mb}")
-    print(f"  ratio (ours / {baseline_word}): {ours.seconds / dump.seconds:.2f}x   rows: {rows}")
+def show(m: Measurement) -> str:
+    peaks = ", ".join(f"{name} {mb:.0f} MB" for name, mb in sorted(m.peak_rss_mb.items(), key=lambda kv: -kv[1]))
+    return f"  {m.label:28} {m.seconds:8.2f} s   peak RSS: {peaks}"
+
+
+def report(rows: int, dumps: list[Measurement], ours: list[Measurement]) -> None:
+    theirs = statistics.median(m.seconds for m in dumps)
+    mine = statistics.median(m.seconds for m in ours)
+    pairs = ", ".join(f"{b.seconds / a.seconds:.2f}" for a, b in zip(dumps, ours))
+    peak = max(m.max_rss_mb for m in ours)
+    print(f"  median of {len(ours)}: pg_dump -Fc {theirs:.2f} s, skillswap-backup backup {mine:.2f} s, "
+          f"ratio {mine / theirs:.2f}x (rounds: {pairs}); our peak RSS {peak:.0f} MB; rows: {rows}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scales", default=os.environ.get("BENCH_SCALES", "7300,14600"))
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "1")))
     args = parser.parse_args()
     os.environ.setdefault("DAGSTER_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/skillswap_dagster")
     for scale in [int(s) for s in args.scales.split(",")]:
@@ -58,8 +75,7 @@ def main() -> None:
             settle(name)
             rows = sum(counts.values())
             print(f"scale {scale}: {rows} rows")
-            dump, ours = bench_backup(database_url(name), work)
-            report(rows, dump, ours, "pg_dump -Fc")
+            report(rows, *bench_backup(database_url(name), work, args.repeat))
         finally:
             drop_database(name)
             shutil.rmtree(work, ignore_errors=True)
