@@ -96,3 +96,38 @@ def test_the_worker_validates_without_scipy_stats_altair_or_sqlalchemy():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:2] == ["[]", "True"]
+
+
+def test_small_tables_are_validated_in_the_worker_big_ones_in_a_child(snapshot):
+    root, catalog = snapshot
+    validation = _Validation(_request(root, catalog), lambda line: None)
+    assert validation._small(catalog.table("public.skills"))  # 127 rows
+    worker_rows = worker.IN_PROCESS_ROWS
+    try:
+        worker.IN_PROCESS_ROWS = 127
+        assert not validation._small(catalog.table("public.skills"))
+    finally:
+        worker.IN_PROCESS_ROWS = worker_rows
+    # Both ways give the same verdict.
+    here = worker._validate_here(validation.validator, catalog.table("public.swap_ratings"), validation.reader)
+    forked = worker._validate_forked(validation.validator, catalog.table("public.swap_ratings"), validation.reader)
+    def verdict(result) -> dict:  # the GX result itself also carries its run's time and ids
+        body = result.to_dict()
+        outcomes = [(r["expectation_config"]["type"], r["success"]) for r in body.pop("gx_result")["results"]]
+        return {**body, "outcomes": outcomes}
+
+    assert verdict(here) == verdict(forked)
+    assert here.passed and here.rows == 8
+
+
+def test_a_small_table_whose_validation_fails_is_reported_failed_with_the_reason(snapshot):
+    from skillswap_backup.lib.quality.suites import QualityValidator
+
+    _, catalog = snapshot
+
+    class Exhausted(QualityValidator):
+        def validate_table(self, table, reader):
+            raise MemoryError("cannot allocate")
+
+    result = worker._validate_here(Exhausted(catalog), catalog.table("public.users"), reader=None)
+    assert result.table == "public.users" and not result.passed and result.error == "MemoryError: cannot allocate"
