@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import psycopg
 
 from . import pg, pgdump, schema_objects
+from .backup import begin_snapshot
 from .storage import SnapshotStore, StoredFile
 
 SCHEMA_DUMP = "schema/schema.dump"
@@ -65,18 +68,19 @@ def _checked_tool(conn: psycopg.Connection) -> str:
 
 @dataclass
 class SchemaArchive:
-    """What `start_schema_dump` produced: the stored files and the archive's table of contents."""
+    """What `start_schema_dump` produced: the stored files and how many objects the dump holds."""
 
     tool: str
-    seconds: float  # pg_dump and pg_restore's
+    seconds: float
     files: list[StoredFile]
-    toc: list
+    entries: int
 
 
 def start_schema_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *, snapshot_id: str, run) -> Future:
-    """Dump the schema in the snapshot and render it as SQL, handed to `run` (e.g. a thread
-    pool's submit): pg_dump and pg_restore are processes of their own, so this proceeds while
-    `conn` reads the tables. `finish_schema` then annotates the objects on `conn`."""
+    """Dump the schema in the snapshot, render it as SQL and annotate its objects, handed to
+    `run` (e.g. a thread pool's submit): pg_dump and pg_restore are processes of their own and
+    the annotations are read on a connection of their own in the same snapshot, so all of it
+    proceeds while `conn` and the run's other connections read the tables."""
     started = time.monotonic()
     tool = _checked_tool(conn)
 
@@ -94,18 +98,27 @@ def start_schema_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, 
         listing = io.BytesIO()
         pgdump.run_restore(["--list"], _no_pg_env(), source=[archive.getvalue()], sink=listing, what="the schema's contents")
         toc = pgdump.parse_toc(listing.getvalue().decode())
-        return SchemaArchive(tool, time.monotonic() - started, files, toc)
+        with _in_snapshot(url, snapshot_id) as reading:
+            objects = schema_objects.annotate(reading, toc)
+        files.append(store.write_json(SCHEMA_OBJECTS, objects))
+        return SchemaArchive(tool, time.monotonic() - started, files, len(toc))
 
     return run(dump)
 
 
-def finish_schema(conn: psycopg.Connection, store: SnapshotStore, dumped: SchemaArchive, *, snapshot_id: str) -> DumpResult:
-    """Annotate the dumped objects with the tables they belong to (and sequence values)."""
-    started = time.monotonic()
-    objects = schema_objects.annotate(conn, dumped.toc)
-    files = [*dumped.files, store.write_json(SCHEMA_OBJECTS, objects)]
-    seconds = round(dumped.seconds + time.monotonic() - started, 3)
-    result = DumpResult("schema", snapshot_id, dumped.tool, seconds, files, len(dumped.toc))
+@contextmanager
+def _in_snapshot(url: str, snapshot_id: str) -> Iterator[psycopg.Connection]:
+    conn = pg.open_connection(url, purpose="source database")
+    try:
+        begin_snapshot(conn, snapshot_id)
+        yield conn
+    finally:
+        conn.close()
+
+
+def finish_schema(store: SnapshotStore, dumped: SchemaArchive, *, snapshot_id: str) -> DumpResult:
+    """Record what the schema dump wrote, for the manifest."""
+    result = DumpResult("schema", snapshot_id, dumped.tool, round(dumped.seconds, 3), dumped.files, dumped.entries)
     store.write_json(extras_path("schema"), result.to_dict(), plaintext=True)
     return result
 

@@ -87,7 +87,7 @@ def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.A
         store.remove(MANIFEST)  # the folder is not a complete snapshot again until the new manifest
         with retries.fail_fast("the schema dump"):
             dumped = _start_dump(context, source, storage, SCHEMA_KEY, always=True).result()
-            result = dumps.finish_schema(snapshot.conn, store, dumped, snapshot_id=snapshot.snapshot_id)
+            result = dumps.finish_schema(store, dumped, snapshot_id=snapshot.snapshot_id)
         return _dump_asset_metadata(SCHEMA_KEY, result, store, context)
 
     @dg.asset(
