@@ -54,7 +54,7 @@ def test_finish_validates_what_is_left_and_publishes(snapshot):
     lines: list[str] = []
     outcome = session.finish(["public.users", "public.skills"], lines.append)
     assert [(r.table, r.passed, r.rows) for r in outcome.results] == [("public.users", True, 24), ("public.skills", True, 127)]
-    assert lines == ["public.users: passed", "public.skills: passed"]
+    assert lines == ["public.users: passed\npublic.skills: passed"]
     assert outcome.published["data_docs"].endswith(f"{KEY}/reports/index.html")
     assert outcome.published["restorable"] is True
 

@@ -93,8 +93,9 @@ class Session:
         self._child.wait()
         self._drain.join()
         lines = [line.rstrip("\n") for line in self._stderr if line.strip()]
-        for line in lines:
-            log(line)
+        if lines:
+            # One message, not one per table: each is an event in Dagster's event log.
+            log("\n".join(lines))
         if self._child.returncode != 0 or not body:
             last = lines[-1] if lines else f"exit code {self._child.returncode}"
             raise WorkerFailed(f"the data-quality checks of snapshot {self.partition_key} could not run: {last}")
