@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -64,6 +65,12 @@ class Session:
         # Drained all along: a worker blocked on a full stderr pipe would never finish.
         self._drain = threading.Thread(target=lambda: self._stderr.extend(self._child.stderr), daemon=True)
         self._drain.start()
+        # Messages go out from a thread of their own: the worker reads them only between
+        # validations (and not before GX is imported), and the catalog of a 100-table schema is
+        # more than a pipe holds, so writing directly could stall a table step until then.
+        self._outbox: queue.Queue[dict | None] = queue.Queue()
+        self._sender = threading.Thread(target=self._send_all, daemon=True)
+        self._sender.start()
 
     def open(self, *, root: str, partition_key: str, catalog: Catalog, order: list[str]) -> Session:
         self.partition_key = partition_key
@@ -71,11 +78,20 @@ class Session:
         return self
 
     def _send(self, message: dict) -> None:
+        self._outbox.put(message)
+
+    def _send_all(self) -> None:
+        """Write queued messages in order; None ends the input (stdin closes)."""
+        while (message := self._outbox.get()) is not None:
+            try:
+                self._child.stdin.write(json.dumps(message) + "\n")
+                self._child.stdin.flush()
+            except OSError:
+                pass  # the worker is gone: finish() reports how it ended
         try:
-            self._child.stdin.write(json.dumps(message) + "\n")
-            self._child.stdin.flush()
+            self._child.stdin.close()
         except OSError:
-            pass  # the worker is gone: finish() reports how it ended
+            pass
 
     def written(self, table: str) -> None:
         """`table`'s files and meta record are complete: validate it once its parents are too."""
@@ -85,10 +101,7 @@ class Session:
         """Validate what is left of `tables`, merge the results into the snapshot's reports/
         (quality.json, Data Docs, the manifest's verdict) and return them."""
         self._send({"finish": tables})
-        try:
-            self._child.stdin.close()
-        except OSError:
-            pass
+        self._outbox.put(None)
         body = self._child.stdout.read()
         self._child.wait()
         self._drain.join()
@@ -107,6 +120,8 @@ class Session:
         if self._child.poll() is None:
             self._child.kill()
             self._child.wait()
+        self._outbox.put(None)
+        self._sender.join()
         for pipe in (self._child.stdin, self._child.stdout):
             try:
                 pipe.close()
