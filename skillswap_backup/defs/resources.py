@@ -22,7 +22,7 @@ from ..lib.table_reader import SnapshotReader
 class Snapshot:
     """The open REPEATABLE READ transaction every asset of one backup run reads through."""
 
-    conn: psycopg.Connection  # exported the snapshot; drift checks and the schema's annotations
+    conn: psycopg.Connection  # exported the snapshot and holds it; drift checks
     reader: SnapshotReader  # same snapshot: reads the tables' rows
     side_conn: psycopg.Connection  # same snapshot: checksums run here while `reader` streams rows
     snapshot_id: str

@@ -223,7 +223,7 @@ def backup_table(
 ) -> TableBackup:
     """Write `table` as `reader` reads it; `conn` (checks) and `reader` are in the same snapshot.
 
-    Three things overlap (Arrow, ADBC and psycopg release the GIL): the main thread reads batches
+    Three things overlap (Arrow and psycopg release the GIL): the main thread reads batches
     and writes Parquet, one worker renders and writes JSON, and — given `checksum_conn`, another
     connection in the same snapshot — PostgreSQL computes the content checksum meanwhile.
     """

@@ -107,10 +107,10 @@ def read_expression(column: Column) -> sql.Composable:
     """What the backup selects for `column`: a value ADBC decodes exactly into `arrow_type`.
 
     Dates and timestamps become epoch integers (infinity as the int extremes); every pg_text
-    type becomes its output function's text on the server (`format('%s', …)` calls it, where a
-    `::text` cast may not: inet's gives `1.2.3.4/32` for `1.2.3.4`); uuid and citext, which the
-    driver does not decode to text, are cast (both casts are the output text); a domain is read
-    as its base type.
+    type becomes the text its output function prints, as COPY did (`format('%s', …)` calls it;
+    a `::text` cast may call another function: inet's prints `1.2.3.4/32` for `1.2.3.4`); uuid
+    and citext, which the driver does not decode to text, are cast (both casts give the output
+    text); a domain is read as its base type.
     """
     ident = sql.Identifier(column.name)
     encoding = encoding_for(column)

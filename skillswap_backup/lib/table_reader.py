@@ -1,9 +1,9 @@
 """Read tables as Arrow record batches inside the backup's snapshot, through ADBC.
 
 ADBC's PostgreSQL driver runs `COPY (SELECT …) TO STDOUT (FORMAT binary)` and decodes the stream
-in C++ straight into Arrow arrays, without holding the GIL. On the 2M-row bench database that is
-0.93 CPU-seconds for every table, against 2.14 for `COPY … (FORMAT csv)` read row by row through
-psycopg and parsed by Arrow's CSV reader; the batches were equal, table by table.
+in C++ straight into Arrow arrays. On the 2M-row bench database that is 0.93 CPU-seconds for
+every table, against 2.14 for `COPY … (FORMAT csv)` read row by row through psycopg and parsed by
+Arrow's CSV reader; the batches were equal, table by table.
 
 What the driver decodes is kept to types it maps exactly onto the stored Arrow types (integers,
 floats, booleans, text, bytea): `pgtypes.read_expression` turns dates and timestamps into epoch
