@@ -89,7 +89,7 @@ def method_for(conn: psycopg.Connection) -> str:
 
 def unavailable_on(conn: psycopg.Connection, methods: set[str]) -> bool:
     """Whether this server cannot compute one of `methods`."""
-    return CURRENT_METHOD in methods and conn.info.server_version < 140000
+    return CURRENT_METHOD in methods and method_for(conn) != CURRENT_METHOD
 
 
 def method_of(entry: dict) -> str:

@@ -53,12 +53,13 @@ def _start_dump(
     # No (or an empty) selection means the whole job, both dumps included.
     if not always and selection and key not in selection:
         return None
-    snapshot = source.snapshot()
-    store = storage.store(context.partition_key)
-    return source.in_background(
-        key.to_user_string(),
-        lambda pool: _STARTERS[key](snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id, run=pool.submit),
-    )
+
+    def start(pool) -> Future:  # called once per run and dump
+        snapshot = source.snapshot()
+        store = storage.store(context.partition_key)
+        return _STARTERS[key](snapshot.conn, source.url, store, snapshot_id=snapshot.snapshot_id, run=pool.submit)
+
+    return source.in_background(key.to_user_string(), start)
 
 
 def _dump_asset_metadata(key: dg.AssetKey, result: dumps.DumpResult, store, context) -> dg.MaterializeResult:

@@ -214,12 +214,12 @@ class _Validation:
 
 
 def _validate_here(validator, table, reader) -> TableQuality:
-    """`validator.validate_table` in this process, for small tables."""
+    """`validator.validate_table`, a failure reported as a failed table."""
     from .suites import failed_result
 
     try:
         return validator.validate_table(table, reader)
-    except Exception as error:  # noqa: BLE001 - reported as a failed table, as from a child
+    except Exception as error:  # noqa: BLE001 - reported as a failed table
         return failed_result(validator.catalog, table, f"{type(error).__name__}: {error}")
 
 
@@ -231,22 +231,19 @@ def _validate_forked(validator, table, reader) -> TableQuality:
     pid = os.fork()
     if pid == 0:  # the child: validate, answer, leave without running the parent's cleanups
         os.close(readable)
-        code = 0
         try:
-            answer = validator.validate_table(table, reader).to_dict()
-        except BaseException as error:  # noqa: BLE001 - reported by the parent as a failed table
-            answer, code = {"error": f"{type(error).__name__}: {error}"}, 1
-        with os.fdopen(writable, "wb") as pipe:
-            pipe.write(json.dumps(answer).encode())
-        os._exit(code)
+            answer = _validate_here(validator, table, reader).to_dict()
+            with os.fdopen(writable, "wb") as pipe:
+                pipe.write(json.dumps(answer).encode())
+        finally:
+            os._exit(0)  # whatever happened, the child never goes on with the parent's code
     os.close(writable)
     with os.fdopen(readable, "rb") as pipe:
         body = pipe.read()
     _, status = os.waitpid(pid, 0)
-    answer = json.loads(body) if body else {"error": f"the validating process ended with status {status}"}
-    if "table" not in answer:
-        return failed_result(validator.catalog, table, answer["error"])
-    return TableQuality.from_dict(answer)
+    if not body:  # the child died before answering (killed, out of memory)
+        return failed_result(validator.catalog, table, f"the validating process ended with status {status}")
+    return TableQuality.from_dict(json.loads(body))
 
 
 def main() -> None:
