@@ -611,3 +611,24 @@ def test_a_table_whose_validation_process_fails_is_reported_failed_with_the_reas
     assert result.table == table.qualified and not result.passed
     assert result.error == "MemoryError: cannot allocate" and result.families
     assert all(not f.passed and "MemoryError" in f.observed for f in result.families.values())
+
+
+def test_data_docs_compile_each_template_once_per_process(tmp_path, clean_results, monkeypatch):
+    """GX renders each part of the site in a Jinja environment of its own; they share compiled
+    templates, so a template is compiled at most once, and a second build compiles none."""
+    import jinja2
+
+    compiled: list[str] = []
+    compile_template = jinja2.Environment.compile
+
+    def counting(self, source, name=None, *args, **kwargs):
+        compiled.append(name)
+        return compile_template(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    build_data_docs(list(clean_results.values()), tmp_path / "first", run_name="2026-01-04")
+    first = list(compiled)
+    build_data_docs(list(clean_results.values()), tmp_path / "second", run_name="2026-01-04")
+    assert len(first) == len(set(first))
+    assert compiled == first
+    assert (tmp_path / "second" / "index.html").read_text().count("public.") >= len(CATALOG.tables)
