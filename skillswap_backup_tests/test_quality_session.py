@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -54,9 +55,12 @@ def test_finish_validates_what_is_left_and_publishes(snapshot):
     lines: list[str] = []
     outcome = session.finish(["public.users", "public.skills"], lines.append)
     assert [(r.table, r.passed, r.rows) for r in outcome.results] == [("public.users", True, 24), ("public.skills", True, 127)]
+    published = outcome.published()  # the results come first, the reports once built
     assert lines == ["public.users: passed\npublic.skills: passed"]
-    assert outcome.published["data_docs"].endswith(f"{KEY}/reports/index.html")
-    assert outcome.published["restorable"] is True
+    assert published["data_docs"].endswith(f"{KEY}/reports/index.html")
+    assert published["restorable"] is True
+    assert (Path(root) / KEY / "reports" / "index.html").is_file()
+    assert session._child.poll() == 0
 
 
 def test_closing_an_unfinished_session_ends_its_process(snapshot):

@@ -32,8 +32,11 @@ from ...lib.quality.results import FamilyResult, TableQuality, text_summary
 ReaderFor = Callable[[dg.AssetCheckExecutionContext], SnapshotReader]
 # May return metadata (e.g. a link to the Data Docs) to attach to every check result.
 OnResults = Callable[[dg.AssetCheckExecutionContext, list[TableQuality]], "dict | None"]
-# Validates the tables of the context's partition: their results, and metadata for every check.
-Evaluate = Callable[[dg.AssetCheckExecutionContext, list[Table]], "tuple[list[TableQuality], dict | None]"]
+# Validates the tables of the context's partition: their results, metadata for every check, and
+# what to do once the results are reported (e.g. wait for reports being built), or None.
+Evaluate = Callable[
+    [dg.AssetCheckExecutionContext, list[Table]], "tuple[list[TableQuality], dict | None, Callable[[], None] | None]"
+]
 
 
 class ChecksUnavailable(Exception):
@@ -186,7 +189,7 @@ def _build_step(
         selected = set(context.selected_asset_check_keys)
         chosen = [t for t in tables if any(k.asset_key == asset_key_for(t) for k in selected)]
         try:
-            results, extra = evaluate(context, chosen)
+            results, extra, after_reporting = evaluate(context, chosen)
         except ChecksUnavailable as reason:
             context.log.warning(f"data-quality checks not run: {reason}")
             return
@@ -196,6 +199,8 @@ def _build_step(
             for family in result.families:
                 if dg.AssetCheckKey(key, family) in selected:
                     yield check_result(result, family, key, extra)
+        if after_reporting is not None:
+            after_reporting()
 
     return _quality
 
@@ -207,12 +212,12 @@ def in_process(catalog: Catalog, reader_for: ReaderFor, on_results: OnResults | 
     def evaluate(context: dg.AssetCheckExecutionContext, tables: list[Table]):
         results = _validate(catalog, tables, context, reader_for)
         if on_results is None:
-            return results, None
+            return results, None, None
         try:
-            return results, on_results(context, results)
+            return results, on_results(context, results), None
         except Exception as error:  # noqa: BLE001 - the verdicts matter more than their report
             context.log.error(f"could not store the quality report: {type(error).__name__}: {error}")
-            return results, {"report_error": f"{type(error).__name__}: {error}"}
+            return results, {"report_error": f"{type(error).__name__}: {error}"}, None
 
     return evaluate
 

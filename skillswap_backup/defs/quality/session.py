@@ -26,6 +26,7 @@ class SnapshotChecks(dg.ConfigurableResource):
 
     _sessions: dict = PrivateAttr(default_factory=dict)
     _spare: Session | None = PrivateAttr(default=None)  # started with the run, not opened yet
+    _finishing: list = PrivateAttr(default_factory=list)  # results taken, reports being published
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["SnapshotChecks"]:
@@ -38,8 +39,8 @@ class SnapshotChecks(dg.ConfigurableResource):
         try:
             yield self
         finally:
-            # Finished sessions are already gone; others belonged to a failed run.
-            for session in [*self._sessions.values(), *([self._spare] if self._spare else [])]:
+            # Finished sessions have ended already; others belonged to a failed run.
+            for session in [*self._sessions.values(), *self._finishing, *([self._spare] if self._spare else [])]:
                 session.close()
 
     def session(self, storage, partition_key: str, catalog: Catalog) -> Session:
@@ -63,13 +64,20 @@ class SnapshotChecks(dg.ConfigurableResource):
         return self._sessions[partition_key]
 
     def finish(self, storage, partition_key: str, catalog: Catalog, tables: list[str], log) -> Outcome:
-        """Finish the partition's session (starting one if no table was written in this run)."""
+        """Finish the partition's session (starting one if no table was written in this run):
+        the results now, the published reports when `Outcome.published` is called."""
         session = self.session(storage, partition_key, catalog)
         del self._sessions[partition_key]  # a retried check step starts afresh
-        try:
-            return session.finish(tables, log)
-        finally:
-            session.close()
+        self._finishing.append(session)
+        outcome = session.finish(tables, log)
+
+        def published() -> dict:
+            try:
+                return outcome.published()
+            finally:
+                session.close()
+
+        return Outcome(outcome.results, published)
 
     def table_written(self, context: dg.AssetExecutionContext, storage, catalog: Catalog, table: Table) -> None:
         """Hand a written table to the session, when this run checks it at all."""

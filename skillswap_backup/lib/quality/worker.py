@@ -11,11 +11,14 @@ never adds up: 449 -> 341 MB on the 4M-row bench database. Smaller tables are va
 A `Session` is started as soon as a backup run writes its first table: the worker imports GX
 while Dagster and the first tables take their time, then validates each table once it and its
 foreign-key parents are written, beside the backup instead of after it. The check step only
-finishes the session: it validates whatever is left, publishes the reports and takes the results.
+finishes the session: it validates whatever is left and takes the results, reports them, then
+waits for the reports to be published.
 
 Protocol: JSON lines on stdin — the snapshot (root, partition key, catalog, table order), then
-`{"written": table}` any number of times, then `{"finish": [tables]}` — and one JSON answer on
-stdout. Progress lines go to stderr and are relayed to the caller's log.
+`{"written": table}` any number of times, then `{"finish": [tables]}` — and two JSON lines on
+stdout: the results, then where the reports were published. The caller reports the results
+while the reports (Data Docs: ~1 s for the 2M-row bench snapshot) are still being built.
+Progress lines go to stderr and are relayed to the caller's log.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ class WorkerFailed(Exception):
 @dataclass
 class Outcome:
     results: list[TableQuality]
-    # quality_json / data_docs / restorable, or report_error when the reports could not be stored
-    published: dict
+    # Waits for the reports: quality_json / data_docs / restorable, or report_error when they
+    # could not be stored. Raises WorkerFailed if the process ended without saying.
+    published: Callable[[], dict]
 
 
 class Session:
@@ -98,22 +102,33 @@ class Session:
         self._send({"written": table})
 
     def finish(self, tables: list[str], log: Callable[[str], None]) -> Outcome:
-        """Validate what is left of `tables`, merge the results into the snapshot's reports/
-        (quality.json, Data Docs, the manifest's verdict) and return them."""
+        """Validate what is left of `tables` and take the results; the worker then merges them
+        into the snapshot's reports/ (quality.json, Data Docs, the manifest's verdict), which
+        `Outcome.published` waits for. Progress lines reach `log` then, as one message."""
         self._send({"finish": tables})
         self._outbox.put(None)
-        body = self._child.stdout.read()
+        body = self._child.stdout.readline()
+        if not body:
+            self._ended(log)
+        answer = json.loads(body)
+        return Outcome([TableQuality.from_dict(r) for r in answer["results"]], lambda: self._published(log))
+
+    def _published(self, log: Callable[[str], None]) -> dict:
+        body = self._child.stdout.readline()
+        self._ended(log, answered=bool(body))
+        return json.loads(body)["published"]
+
+    def _ended(self, log: Callable[[str], None], *, answered: bool = False) -> None:
+        """Wait for the process to end and relay its progress lines; raise unless it answered."""
         self._child.wait()
         self._drain.join()
         lines = [line.rstrip("\n") for line in self._stderr if line.strip()]
         if lines:
             # One message, not one per table: each is an event in Dagster's event log.
             log("\n".join(lines))
-        if self._child.returncode != 0 or not body:
+        if self._child.returncode != 0 or not answered:
             last = lines[-1] if lines else f"exit code {self._child.returncode}"
             raise WorkerFailed(f"the data-quality checks of snapshot {self.partition_key} could not run: {last}")
-        answer = json.loads(body)
-        return Outcome([TableQuality.from_dict(r) for r in answer["results"]], answer["published"])
 
     def close(self) -> None:
         """End a session that was never finished (its run failed): nothing is published."""
@@ -190,10 +205,9 @@ class _Validation:
         except Exception:  # noqa: BLE001 - no count recorded: the forked path reports why
             return False
 
-    def finish(self, tables: list[str]) -> dict:
-        from ..manifest import record_quality
+    def finish(self, tables: list[str]) -> list[TableQuality]:
+        """Validate what is left of `tables`; their results as the reports will show them."""
         from . import redact
-        from .publish import QUALITY_JSON, publish_reports
 
         for name in tables:
             if name not in self.results:
@@ -204,13 +218,21 @@ class _Validation:
             # Offending values stay inside age: the plaintext reports name rows by their integer keys.
             store.write_json(redact.SAMPLES, {"partition_key": store.partition_key, "samples": redact.samples(results)})
             results = [redact.redacted(r, self.catalog.table(r.table).primary_key) for r in results]
+        return results
+
+    def publish(self, results: list[TableQuality]) -> dict:
+        """Merge `results` into the snapshot's reports and record the verdict in its manifest."""
+        from ..manifest import record_quality
+        from .publish import QUALITY_JSON, publish_reports
+
+        store = self.store
         try:
             published = publish_reports(store, results, partition_key=store.partition_key, order=self.order)
             # Checks may finish after the manifest: the verdict goes into it either way.
             record_quality(store, store.read_json(QUALITY_JSON))
         except Exception as error:  # noqa: BLE001 - the verdicts matter more than their report
             published = {"report_error": f"{type(error).__name__}: {error}"}
-        return {"results": [r.to_dict() for r in results], "published": published}
+        return published
 
 
 def _validate_here(validator, table, reader) -> TableQuality:
@@ -267,8 +289,9 @@ def main() -> None:
         if "written" in message:
             validation.written(message["written"])
         elif "finish" in message:
-            json.dump(validation.finish(message["finish"]), answer)
-            answer.flush()
+            results = validation.finish(message["finish"])
+            print(json.dumps({"results": [r.to_dict() for r in results]}), file=answer, flush=True)
+            print(json.dumps({"published": validation.publish(results)}), file=answer, flush=True)
             # The caller waits for this process to end; tearing down GX's interpreter state takes ~0.5 s.
             os._exit(0)
     # stdin closed without "finish": the run that started this session failed; publish nothing.
