@@ -1,7 +1,10 @@
-"""Shared by the benchmarks: run a command and measure its wall time and the peak RSS of every process in its tree.
+"""Shared by the benchmarks: run a command and measure its wall time, the peak RSS of every
+process in its tree, and the CPU time the whole machine spent meanwhile.
 
 Samples /proc every 20 ms (no extra dependency), so a short-lived child may be missed; the
-figures are peaks seen, per command name (python, pg_dump, pg_restore, ...).
+figures are peaks seen, per command name (python, pg_dump, pg_restore, ...). The CPU time comes
+from /proc/stat (every core, every process): it counts the PostgreSQL server's work for the
+command, which is much of pg_dump's, and whatever else the machine does meanwhile (little here).
 """
 
 from __future__ import annotations
@@ -24,10 +27,18 @@ class Measurement:
     seconds: float
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     returncode: int = 0
+    busy_cpu_seconds: float = 0.0  # every core of the machine, while the command ran
 
     @property
     def max_rss_mb(self) -> float:
         return max(self.peak_rss_mb.values(), default=0.0)
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (not idle, not waiting for I/O)."""
+    with open("/proc/stat") as handle:
+        ticks = [int(v) for v in handle.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -55,6 +66,7 @@ def measure(label: str, command: list[str], env: dict[str, str] | None = None) -
 
     Output goes to a file, never a pipe nobody reads (a chatty Dagster run would block on it)."""
     with tempfile.TemporaryFile() as output:
+        busy = _machine_busy_seconds()
         started = time.monotonic()
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
         peaks: dict[str, float] = {}
@@ -71,11 +83,12 @@ def measure(label: str, command: list[str], env: dict[str, str] | None = None) -
                     peaks[name] = max(peaks.get(name, 0.0), rss)
             time.sleep(0.02)
         seconds = time.monotonic() - started
+        busy = _machine_busy_seconds() - busy
         if process.returncode != 0:
             output.seek(0)
             tail = output.read().decode(errors="replace").strip().splitlines()[-3:]
             raise SystemExit(f"{label} failed (exit {process.returncode}): {' | '.join(tail)}")
-    return Measurement(label, round(seconds, 2), {k: round(v, 1) for k, v in peaks.items()}, 0)
+    return Measurement(label, round(seconds, 2), {k: round(v, 1) for k, v in peaks.items()}, 0, round(busy, 2))
 
 
 def database_url(name: str) -> str:

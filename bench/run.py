@@ -2,9 +2,11 @@
 
 Builds scaled demo databases (default scale 7300 ≈ 2M rows, and 14600 ≈ 4M rows to show that
 memory stays flat), then for each: times `pg_dump -Fc` and `skillswap-backup backup` (Dagster
-run through the project's instance, schema + full dump + every table + manifest), and prints
-wall seconds, peak RSS per process and the ratio (`--repeat N`: N alternating rounds, medians).
-Databases and files are removed afterwards.
+run through the project's instance, schema + full dump + every table + checks + manifest), and
+prints wall seconds, the machine's CPU seconds, peak RSS per process and the ratio (`--repeat
+N`: N alternating rounds, medians). The demo database at scale 1 (274 rows) is measured first:
+what a backup costs whatever the size (imports, the Dagster run, the check process), against
+pg_dump's. Databases and files are removed afterwards.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def bench_backup(source_url: str, work: Path, repeat: int) -> tuple[list[Measure
 
 def show(m: Measurement) -> str:
     peaks = ", ".join(f"{name} {mb:.0f} MB" for name, mb in sorted(m.peak_rss_mb.items(), key=lambda kv: -kv[1]))
-    return f"  {m.label:28} {m.seconds:8.2f} s   peak RSS: {peaks}"
+    return f"  {m.label:28} {m.seconds:8.2f} s  {m.busy_cpu_seconds:6.2f} CPU-s   peak RSS: {peaks}"
 
 
 def report(rows: int, dumps: list[Measurement], ours: list[Measurement]) -> None:
@@ -57,8 +59,12 @@ def report(rows: int, dumps: list[Measurement], ours: list[Measurement]) -> None
     mine = statistics.median(m.seconds for m in ours)
     pairs = ", ".join(f"{b.seconds / a.seconds:.2f}" for a, b in zip(dumps, ours))
     peak = max(m.max_rss_mb for m in ours)
+    cpu_theirs = statistics.median(m.busy_cpu_seconds for m in dumps)
+    cpu_mine = statistics.median(m.busy_cpu_seconds for m in ours)
     print(f"  median of {len(ours)}: pg_dump -Fc {theirs:.2f} s, skillswap-backup backup {mine:.2f} s, "
           f"ratio {mine / theirs:.2f}x (rounds: {pairs}); our peak RSS {peak:.0f} MB; rows: {rows}")
+    print(f"  machine CPU, median: pg_dump -Fc {cpu_theirs:.2f} CPU-s, skillswap-backup backup {cpu_mine:.2f} CPU-s "
+          f"({os.cpu_count()} cores)")
 
 
 def main() -> None:
@@ -67,14 +73,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "1")))
     args = parser.parse_args()
     os.environ.setdefault("DAGSTER_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/skillswap_dagster")
-    for scale in [int(s) for s in args.scales.split(",")]:
+    for scale in dict.fromkeys([1, *(int(s) for s in args.scales.split(","))]):
         name = f"ssb_bench_{scale}_{os.getpid()}"
         work = Path(tempfile.mkdtemp(prefix="ssb-bench-"))
         try:
             counts = create_demo_database(ADMIN_URL, name, scale=scale)
             settle(name)
             rows = sum(counts.values())
-            print(f"scale {scale}: {rows} rows")
+            print(f"scale {scale}: {rows} rows" + (" (what every backup costs, whatever its size)" if scale == 1 else ""))
             report(rows, *bench_backup(database_url(name), work, args.repeat))
         finally:
             drop_database(name)
