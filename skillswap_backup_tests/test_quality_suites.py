@@ -632,3 +632,40 @@ def test_data_docs_compile_each_template_once_per_process(tmp_path, clean_result
     assert len(first) == len(set(first))
     assert compiled == first
     assert (tmp_path / "second" / "index.html").read_text().count("public.") >= len(CATALOG.tables)
+
+
+def test_expectation_configurations_built_once_per_run_change_no_result(tmp_path, monkeypatch):
+    """GX reads each expectation's configuration ~100 times per validation; inside a run it is
+    built once. Validating with and without that gives the same results, failures included."""
+    import contextlib
+
+    from skillswap_backup.lib.quality import suites
+
+    data = clean_data()
+    data["public.users"] = replace_row(data["public.users"], 3, id=2, rating="9.00")
+    data["public.swap_ratings"] = replace_row(data["public.swap_ratings"], 1, rater_id=99, rating=0)
+    folder = write_snapshot(tmp_path, data)
+
+    def outcome(results: dict) -> dict:
+        return {
+            name: (
+                r.families,
+                # Every run gives each expectation a new random id: the rest must be equal.
+                [
+                    ({k: v for k, v in item["expectation_config"].items() if k != "id"}, item["success"], item["result"])
+                    for item in r.gx_result["results"]
+                ],
+            )
+            for name, r in results.items()
+        }
+
+    once = outcome(validate(folder))
+    built = []
+    monkeypatch.setattr(suites, "_configurations_once", lambda: contextlib.nullcontext(built.append(1)))
+    every_time = outcome(validate(folder))
+    assert len(built) == len(CATALOG.tables)  # the unmemoized path did run
+    assert once == every_time
+    assert failures(validate(folder)) == {
+        ("public.users", "primary_key"), ("public.users", "check_constraints"),
+        ("public.swap_ratings", "foreign_keys"), ("public.swap_ratings", "check_constraints"),
+    }

@@ -33,9 +33,10 @@ class _CompiledTemplates:
 
 def _share_compiled_templates() -> None:
     """GX gives every part of a site (validation pages, suite pages, index) a Jinja environment
-    of its own, which compiles the same templates again: 52 compilations, ~0.45 of the ~1 s
-    that building the docs of the bench snapshot takes. The environments are configured alike,
-    so they can share one cache of compiled templates, for every build of this process."""
+    of its own, which compiles the same templates again: 52 compilations per build. The
+    environments are configured alike, so they can share one cache of compiled templates: 24
+    compilations, once per process (the first build of the 2M-row bench snapshot's docs took
+    0.61 s, now 0.51 s, means of 5)."""
     import jinja2
     from great_expectations.render.view import view
 
