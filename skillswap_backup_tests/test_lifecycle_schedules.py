@@ -161,8 +161,12 @@ def test_freshness_check_is_defined_on_the_manifest(source):
 # ---- expiry ----------------------------------------------------------------------------------------
 
 
-def _expiry(root: Path, now: datetime, expires_in_days: int | None, warn: str | None = None) -> dg.SensorResult:
-    expires = None if expires_in_days is None else (now.date() + timedelta(days=expires_in_days)).isoformat()
+def _expiry(
+    root: Path, now: datetime, expires_in_days: int | None, warn: str | None = None, *, counted_from: datetime | None = None
+) -> dg.SensorResult:
+    """The expiry sensor at `now`, the source expiring `expires_in_days` after `counted_from` (now)."""
+    start = (counted_from or now).date()
+    expires = None if expires_in_days is None else (start + timedelta(days=expires_in_days)).isoformat()
     with environment(SOURCE_EXPIRES_ON=expires, EXPIRY_WARN_DAYS=warn):
         return _evaluate(root, now, EXPIRY_SENSOR)
 
@@ -179,7 +183,8 @@ def test_expiry_sensor_is_quiet_without_a_date_or_far_from_it(root):
 
 def test_expiry_sensor_launches_a_final_backup_of_the_current_window_once(root):
     now = _finished(root) + timedelta(days=10)  # the snapshot predates the warning window
-    first, second = _expiry(root, now, 3), _expiry(root, now + timedelta(hours=1), 3)
+    # One expiry date for both ticks, also when the second one falls on the next day.
+    first, second = _expiry(root, now, 3), _expiry(root, now + timedelta(hours=1), 3, counted_from=now)
     (request,) = first.run_requests
     expected_key = snapshot_partitions().get_partition_key_for_timestamp(now.timestamp())
     assert (request.job_name, request.partition_key) == ("backup", expected_key)
