@@ -235,12 +235,18 @@ def test_expiry_status_lines(root):
     assert "EXPIRED 1 DAYS AGO" in expired.expiry_line()
 
 
+def _days_left_since(today, expires) -> set[int]:
+    """The days a check counts from `today` to `expires`, or from the next day if the test
+    crossed midnight meanwhile."""
+    return {(expires - today).days, (expires - datetime.now(timezone.utc).date()).days}
+
+
 def test_cli_status_says_how_many_days_are_left(root, capsys):
     today = datetime.now(timezone.utc).date()
     with environment(BACKUP_ROOT=str(root), SOURCE_EXPIRES_ON=(today + timedelta(days=3)).isoformat(), EXPIRY_WARN_DAYS="7"):
         code = main(["status", "--strict"])
     out = capsys.readouterr().out
-    assert "SOURCE DATABASE EXPIRES IN 3 DAYS" in out
+    assert any(f"SOURCE DATABASE EXPIRES IN {n} DAYS" in out for n in _days_left_since(today, today + timedelta(days=3)))
     assert code == 2 and "NOT VERIFIED" in out
     (root / KEY / "json" / "users.json").write_text("[]\n")
     store = SnapshotStore(str(root), KEY)
@@ -248,7 +254,8 @@ def test_cli_status_says_how_many_days_are_left(root, capsys):
     with environment(BACKUP_ROOT=str(root), SOURCE_EXPIRES_ON=(today + timedelta(days=40)).isoformat()):
         assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert "expires in 40 days" in out and f"{KEY}" in out and "VERIFY FAILED" in out
+    assert any(f"expires in {n} days" in out for n in _days_left_since(today, today + timedelta(days=40)))
+    assert f"{KEY}" in out and "VERIFY FAILED" in out
     assert "newest verified snapshot: NONE" in out
 
 
@@ -290,11 +297,15 @@ def test_expiry_check_runs_in_dagster_and_fails_loudly_inside_the_window(root):
 
     check_key = dg.AssetCheckKey(SNAPSHOTS_KEY, EXPIRY_CHECK)
     job = dg.define_asset_job("expiry_only", selection=dg.AssetSelection.checks(check_key))
-    expires = (datetime.now(timezone.utc).date() + timedelta(days=4)).isoformat()
+    today = datetime.now(timezone.utc).date()
+    expires = (today + timedelta(days=4)).isoformat()
     with environment(BACKUP_ROOT=str(root), SOURCE_EXPIRES_ON=expires, EXPIRY_WARN_DAYS="7"):
         defs = dg.Definitions.merge(build_definitions(), dg.Definitions(jobs=[job]))
         with dg.instance_for_test() as instance:
             result = defs.resolve_job_def("expiry_only").execute_in_process(instance=instance, raise_on_error=False)
     (evaluation,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert "SOURCE DATABASE EXPIRES IN 4 DAYS" in evaluation.description
+    assert any(
+        f"SOURCE DATABASE EXPIRES IN {n} DAYS" in evaluation.description
+        for n in _days_left_since(today, today + timedelta(days=4))
+    )
