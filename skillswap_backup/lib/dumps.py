@@ -66,16 +66,6 @@ def _checked_tool(conn: psycopg.Connection) -> str:
     return f"{version[0]}.{version[1]}"
 
 
-@dataclass
-class SchemaArchive:
-    """What `start_schema_dump` produced: the stored files and how many objects the dump holds."""
-
-    tool: str
-    seconds: float
-    files: list[StoredFile]
-    entries: int
-
-
 def start_schema_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, *, snapshot_id: str, run) -> Future:
     """Dump the schema in the snapshot, render it as SQL and annotate its objects, handed to
     `run` (e.g. a thread pool's submit): pg_dump and pg_restore are processes of their own and
@@ -84,7 +74,7 @@ def start_schema_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, 
     started = time.monotonic()
     tool = _checked_tool(conn)
 
-    def dump() -> SchemaArchive:
+    def dump() -> DumpResult:
         args = pgdump.dump_command(snapshot_id=snapshot_id, schema_only=True)
         # A schema-only dump is small: the copy pg_restore reads stays in memory, so no plaintext
         # copy of it ever touches the disk when the snapshot is encrypted.
@@ -101,7 +91,9 @@ def start_schema_dump(conn: psycopg.Connection, url: str, store: SnapshotStore, 
         with _in_snapshot(url, snapshot_id) as reading:
             objects = schema_objects.annotate(reading, toc)
         files.append(store.write_json(SCHEMA_OBJECTS, objects))
-        return SchemaArchive(tool, time.monotonic() - started, files, len(toc))
+        result = DumpResult("schema", snapshot_id, tool, round(time.monotonic() - started, 3), files, len(toc))
+        store.write_json(extras_path("schema"), result.to_dict(), plaintext=True)
+        return result
 
     return run(dump)
 
@@ -114,13 +106,6 @@ def _in_snapshot(url: str, snapshot_id: str) -> Iterator[psycopg.Connection]:
         yield conn
     finally:
         conn.close()
-
-
-def finish_schema(store: SnapshotStore, dumped: SchemaArchive, *, snapshot_id: str) -> DumpResult:
-    """Record what the schema dump wrote, for the manifest."""
-    result = DumpResult("schema", snapshot_id, dumped.tool, round(dumped.seconds, 3), dumped.files, dumped.entries)
-    store.write_json(extras_path("schema"), result.to_dict(), plaintext=True)
-    return result
 
 
 # gzip level 1 instead of pg_dump's default 6: on the 2M-row bench database the dump takes 1.8 s

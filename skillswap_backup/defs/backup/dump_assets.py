@@ -83,12 +83,10 @@ def build_dump_assets(partitions: dg.PartitionsDefinition, table_keys: list[dg.A
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
     )
     def schema(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> dg.MaterializeResult:
-        snapshot = source.snapshot()
         store = storage.store(context.partition_key)
         store.remove(MANIFEST)  # the folder is not a complete snapshot again until the new manifest
         with retries.fail_fast("the schema dump"):
-            dumped = _start_dump(context, source, storage, SCHEMA_KEY, always=True).result()
-            result = dumps.finish_schema(store, dumped, snapshot_id=snapshot.snapshot_id)
+            result = _start_dump(context, source, storage, SCHEMA_KEY, always=True).result()
         return _dump_asset_metadata(SCHEMA_KEY, result, store, context)
 
     @dg.asset(
