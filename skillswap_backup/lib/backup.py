@@ -90,10 +90,17 @@ WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER
 def check_drift(conn: psycopg.Connection, table: Table) -> None:
     """Fail loudly when the live table no longer matches the catalog it was discovered as."""
     ident = sql.Identifier(table.schema, table.name).as_string(conn)
-    if conn.execute("SELECT to_regclass(%s)", (ident,)).fetchone()[0] is None:
+    found = conn.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(%s)", (ident,)).fetchone()
+    if found is None:
         raise SchemaDrift(
             f"table {table.qualified} is in the catalog but not in the database (dropped or renamed "
             "since discovery); run `skillswap-backup discover`"
+        )
+    if found[0] != table.partitioned:
+        # Which rows are the table's own depends on it (see `pg.own_rows`): never guess.
+        raise SchemaDrift(
+            f"table {table.qualified} is {'now' if found[0] else 'no longer'} partitioned (or the catalog "
+            "predates partitioning support); run `skillswap-backup discover` and back up again"
         )
     live = dict(conn.execute(_LIVE_COLUMNS_SQL, (ident,)).fetchall())
     known = {c.name: c.pg_type for c in table.columns}
@@ -250,9 +257,10 @@ def _backup_table(conn, reader, table, store, *, snapshot_id, json_plan, checksu
             for batch in reader.batches(table):
                 if json_out is not None:
                     if rows == 0:
-                        json_plan.refine_with_sample(batch)
+                        json_plan.refine_with_sample(pgtypes.table_columns(batch))
                     # JSON writes stay in order: each waits for the previous one.
-                    pending.append(pool.submit(_write_json, json_out, json_plan, batch, pending[-1] if pending else None))
+                    shown = pgtypes.table_columns(batch)
+                    pending.append(pool.submit(_write_json, json_out, json_plan, shown, pending[-1] if pending else None))
                     if len(pending) > 2:
                         pending.pop(0).result()  # bound the batches in flight
                 parts.write(batch)

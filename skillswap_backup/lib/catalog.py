@@ -63,6 +63,9 @@ class Table:
     checks: tuple[CheckConstraint, ...] = ()
     tier: str = "important"
     estimated_rows: int = 0
+    # PARTITION BY: its rows live in its partitions, which are not catalog tables of their own.
+    # A plain table's inheritance children are, so only a plain table's own rows are its rows.
+    partitioned: bool = False
 
     @property
     def qualified(self) -> str:
@@ -135,6 +138,7 @@ class Catalog:
                 checks=tuple(CheckConstraint(**c) for c in t["checks"]),
                 tier=t["tier"],
                 estimated_rows=t.get("estimated_rows", 0),
+                partitioned=t.get("partitioned", False),
             )
             for t in data["tables"]
         )

@@ -68,9 +68,7 @@ def checksum_sql(table: Table, method: str = CURRENT_METHOD) -> sql.Composed:
         )
     else:
         raise ValueError(f"unknown checksum method {method!r}: this snapshot was written by a newer skillswap-backup")
-    return sql.SQL("SELECT count(*), coalesce(sum({h}), 0)::text FROM {t}").format(
-        h=row_hash, t=sql.Identifier(table.schema, table.name)
-    )
+    return sql.SQL("SELECT count(*), coalesce(sum({h}), 0)::text FROM {t}").format(h=row_hash, t=pg.own_rows(table))
 
 
 def measure(url: str, table: Table, method: str, *, purpose: str) -> tuple[int, str]:

@@ -53,7 +53,9 @@ def _escaped(array: pa.Array, column) -> pa.Array:
 def batch_to_copy_text(batch: pa.RecordBatch, table: Table) -> pa.Buffer:
     """Render a stored batch as rows of COPY's text format (generated columns left out)."""
     columns = pgtypes.restore_columns(table)
-    if batch.num_rows == 0 or not columns:
+    if not columns:  # no column to load (none at all, or all generated): one empty line per row
+        return pa.py_buffer(b"\n" * batch.num_rows)
+    if batch.num_rows == 0:
         return pa.py_buffer(b"")
     fields = [pc.fill_null(_escaped(_text(batch.column(c.name), c), c), _NULL) for c in columns]
     # One join builds whole lines: field, tab, field, …, newline (the separator itself is empty).
@@ -66,8 +68,9 @@ def batch_to_copy_text(batch: pa.RecordBatch, table: Table) -> pa.Buffer:
 
 
 def copy_in_sql(table: Table, *, freeze: bool = False) -> sql.Composed:
-    return sql.SQL("COPY {t} ({cols}) FROM STDIN{freeze}").format(
-        t=sql.Identifier(table.schema, table.name),
-        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in pgtypes.restore_columns(table)),
-        freeze=sql.SQL(" (FREEZE)" if freeze else ""),
+    columns = pgtypes.restore_columns(table)
+    # `COPY t () …` is a syntax error; without a list COPY loads every column but generated ones.
+    listed = sql.SQL(" ({})").format(sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)) if columns else sql.SQL("")
+    return sql.SQL("COPY {t}{cols} FROM STDIN{freeze}").format(
+        t=sql.Identifier(table.schema, table.name), cols=listed, freeze=sql.SQL(" (FREEZE)" if freeze else "")
     )

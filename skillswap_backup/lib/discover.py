@@ -14,7 +14,7 @@ from .catalog import Catalog, CheckConstraint, Column, ForeignKey, Table
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 _TABLES_SQL = """
-SELECT c.oid, n.nspname, c.relname, greatest(c.reltuples, 0)::bigint
+SELECT c.oid, n.nspname, c.relname, greatest(c.reltuples, 0)::bigint, c.relkind = 'p'
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname <> ALL (%s) AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast%%'
@@ -110,7 +110,7 @@ def reflect(
     exclude: list[str] | None = None,
 ) -> Catalog:
     tables = []
-    for oid, schema, name, estimate in conn.execute(_TABLES_SQL, (list(SYSTEM_SCHEMAS),)).fetchall():
+    for oid, schema, name, estimate, partitioned in conn.execute(_TABLES_SQL, (list(SYSTEM_SCHEMAS),)).fetchall():
         if not _selected(f"{schema}.{name}", include or [], exclude or []):
             continue
         columns = tuple(
@@ -145,6 +145,7 @@ def reflect(
                 schema=schema, name=name, columns=columns, primary_key=primary_key,
                 unique_keys=tuple(unique), foreign_keys=tuple(fks), checks=tuple(checks),
                 tier=tier_for(schema, name, tier_policy), estimated_rows=int(estimate),
+                partitioned=partitioned,
             )
         )
     return Catalog(

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+
+from .catalog import Table
 
 
 class DatabaseError(Exception):
@@ -103,3 +106,14 @@ def libpq_env(url: str) -> Iterator[dict[str, str]]:
             passfile.write_text(f"*:*:*:*:{escaped}\n")
             env["PGPASSFILE"] = str(passfile)
         yield env
+
+
+def own_rows(table: Table) -> sql.Composed:
+    """What to read `table`'s rows FROM (or TRUNCATE): `ONLY` a plain table, as pg_dump reads it.
+
+    Without ONLY, a parent's rows include its inheritance children's, which the catalog holds as
+    tables of their own: a backup would store them twice and a restore load them twice (and a
+    TRUNCATE of the parent would empty the children). A partitioned table is the exception: it
+    holds no rows itself, they are all in its partitions.
+    """
+    return sql.SQL("{}{}").format(sql.SQL("" if table.partitioned else "ONLY "), sql.Identifier(table.schema, table.name))

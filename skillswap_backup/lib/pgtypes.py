@@ -133,7 +133,15 @@ def read_expression(column: Column) -> sql.Composable:
     return ident
 
 
+# Parquet knows how many rows a file holds only through its columns. A table without columns
+# (legal in PostgreSQL: every column dropped, or a marker table) keeps its rows as this one
+# all-null column, which costs nothing to store and is never shown or restored.
+ROWS_PLACEHOLDER = "__skillswap_rows__"
+
+
 def arrow_schema(table: Table) -> pa.Schema:
+    if not table.columns:
+        return pa.schema([pa.field(ROWS_PLACEHOLDER, pa.null())], metadata={"pg_table": table.qualified})
     fields = [
         pa.field(
             c.name,
@@ -148,6 +156,8 @@ def arrow_schema(table: Table) -> pa.Schema:
 
 def to_stored_batch(read: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
     """Turn a batch as selected by `read_expression` into the stored Parquet representation."""
+    if not table.columns:
+        return pa.RecordBatch.from_arrays([pa.nulls(read.num_rows)], schema=schema)
     arrays = []
     for array, column, field in zip(read.columns, table.columns, schema):
         if encoding_for(column) in ("epoch_days", "epoch_us"):
@@ -159,6 +169,11 @@ def to_stored_batch(read: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa
             )
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def table_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A stored batch as the table's own columns (none for a table without columns)."""
+    return batch.drop_columns([ROWS_PLACEHOLDER]) if batch.schema.names == [ROWS_PLACEHOLDER] else batch
 
 
 def _j2date(julian: int) -> tuple[int, int, int]:

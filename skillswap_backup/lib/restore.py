@@ -158,7 +158,7 @@ def target_state(conn: psycopg.Connection, tables: list[Table]) -> tuple[list[st
         if conn.execute("SELECT to_regclass(%s)", (_regclass_text(table),)).fetchone()[0] is None:
             continue
         existing.append(table.qualified)
-        if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_ident(table))).fetchone()[0]:
+        if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(pg.own_rows(table))).fetchone()[0]:
             with_rows.append(table.qualified)
     return existing, with_rows
 
@@ -503,14 +503,15 @@ def _load_fresh_table(target_url: str, store: SnapshotStore, table: Table) -> Ta
     """One table into a table created by this restore, on its own connection and transaction.
 
     TRUNCATE of the just-created (empty) table lets COPY FREEZE write rows already frozen, so the
-    verification's full scans and later vacuums do not rewrite every page.
+    verification's full scans and later vacuums do not rewrite every page. PostgreSQL cannot
+    FREEZE rows routed into partitions: a partitioned table is loaded plainly.
     """
     started = time.monotonic()
     with pg.connect(target_url, purpose="restore target") as conn:
         pgtypes.apply_session_settings(conn)
         conn.commit()
-        conn.execute(sql.SQL("TRUNCATE {}").format(_ident(table)))
-        rows = _copy_table(conn, store, table, freeze=True)
+        conn.execute(sql.SQL("TRUNCATE {}").format(pg.own_rows(table)))
+        rows = _copy_table(conn, store, table, freeze=not table.partitioned)
         conn.commit()
     return TableLoad(table.qualified, rows, round(time.monotonic() - started, 3))
 
@@ -532,7 +533,7 @@ def _load_into_existing(target_url: str, store: SnapshotStore, plan: RestorePlan
         try:
             with conn.transaction():
                 if plan.clean and plan.existing:
-                    conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(_ident(t) for t in tables)))
+                    conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(pg.own_rows(t) for t in tables)))
                 regclasses = [_regclass_text(t) for t in tables]
                 keys = conn.execute(_FOREIGN_KEYS_SQL, (regclasses,)).fetchall()
                 # Rules the snapshot is known to break (--force, or CHECK warnings): those tables'

@@ -291,6 +291,8 @@ class TablePlan:
                 array = self._redact_hashes(array)
             fields.append(source_field)
             arrays.append(array)
+        if not arrays:  # from_arrays([]) would lose the rows: each is still there, as {}
+            return batch.select([])
         return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=batch.schema.metadata))
 
     def _kept_string_columns(self, batch: pa.RecordBatch) -> list[str]:

@@ -20,7 +20,8 @@ from .pgdump import TocEntry
 OBJECTS_FORMAT = 1
 
 # Objects are walked through pg_depend, through a view's rewrite rules, and across views; the
-# tables reached (relkind r/p/f) are the ones the object is attached to.
+# tables reached (relkind r/p/f) are the ones the object is attached to. A partition (and what is
+# attached to it) belongs to its partitioned root, the catalog table its rows are restored into.
 _ATTACHED_SQL = """
 WITH RECURSIVE walk(id, classid, objid, start) AS (
     SELECT id, classid, objid, true FROM unnest(%(ids)s::int[], %(classids)s::oid[], %(objids)s::oid[]) AS e(id, classid, objid)
@@ -38,10 +39,11 @@ WITH RECURSIVE walk(id, classid, objid, start) AS (
        OR (w.classid = 'pg_class'::regclass
            AND EXISTS (SELECT 1 FROM pg_class v WHERE v.oid = w.objid AND v.relkind IN ('v', 'm')))
 )
-SELECT w.id, coalesce(array_agg(DISTINCT n.nspname || '.' || c.relname) FILTER (WHERE c.oid IS NOT NULL), '{}')
+SELECT w.id, coalesce(array_agg(DISTINCT n.nspname || '.' || r.relname) FILTER (WHERE c.oid IS NOT NULL), '{}')
 FROM walk w
 LEFT JOIN pg_class c ON w.classid = 'pg_class'::regclass AND c.oid = w.objid AND c.relkind IN ('r', 'p', 'f')
-LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class r ON r.oid = CASE WHEN c.relispartition THEN pg_partition_root(c.oid) ELSE c.oid END
+LEFT JOIN pg_namespace n ON n.oid = r.relnamespace
 GROUP BY w.id
 """
 
@@ -63,7 +65,7 @@ WITH RECURSIVE up(id, classid, objid) AS (
     WHERE NOT (u.classid = 'pg_class'::regclass
                AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = u.objid AND c.relkind IN ('r', 'p', 'f', 'v', 'm')))
 )
-SELECT u.id, array_agg(DISTINCT n.nspname || '.' || c.relname)
+SELECT u.id, array_agg(DISTINCT n.nspname || '.' || r.relname)
 FROM up u
 CROSS JOIN LATERAL (
     SELECT u.objid WHERE u.classid = 'pg_class'::regclass
@@ -73,7 +75,8 @@ CROSS JOIN LATERAL (
     UNION ALL SELECT i.indrelid FROM pg_index i WHERE u.classid = 'pg_class'::regclass AND i.indexrelid = u.objid
 ) owner(rel)
 JOIN pg_class c ON c.oid = owner.rel AND c.relkind IN ('r', 'p', 'f')
-JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class r ON r.oid = CASE WHEN c.relispartition THEN pg_partition_root(c.oid) ELSE c.oid END
+JOIN pg_namespace n ON n.oid = r.relnamespace
 GROUP BY u.id
 """
 

@@ -85,8 +85,7 @@ class SnapshotReader:
         """`table`'s rows in the stored Arrow schema, a bounded batch at a time."""
         schema = pgtypes.arrow_schema(table)
         query = sql.SQL("SELECT {cols} FROM {t}").format(
-            cols=sql.SQL(", ").join(pgtypes.read_expression(c) for c in table.columns),
-            t=sql.Identifier(table.schema, table.name),
+            cols=sql.SQL(", ").join(pgtypes.read_expression(c) for c in table.columns), t=pg.own_rows(table)
         )
         try:
             self._cursor.execute(query.as_string(None))

@@ -30,14 +30,19 @@ def load_results(store) -> list[TableQuality]:
     return [TableQuality.from_dict(t) for t in body.get("tables", [])]
 
 
-def merge(previous: list[TableQuality], new: list[TableQuality], order: list[str] | None = None) -> list[TableQuality]:
-    by_table = {r.table: r for r in previous}
+def merge(previous: list[TableQuality], new: list[TableQuality], order: list[str]) -> list[TableQuality]:
+    """`new` over `previous` (a partial re-run keeps the other tables' results), in catalog `order`.
+
+    Results of tables no longer in the catalog are dropped: a re-run after `discover` must not
+    keep reporting (or failing on) a table the snapshot no longer holds.
+    """
+    rank = {name: i for i, name in enumerate(order)}
+    by_table = {r.table: r for r in previous if r.table in rank}
     by_table.update({r.table: r for r in new})
-    rank = {name: i for i, name in enumerate(order or [])}
     return sorted(by_table.values(), key=lambda r: (rank.get(r.table, len(rank)), r.table))
 
 
-def publish_reports(store, results: list[TableQuality], *, partition_key: str, order: list[str] | None = None) -> dict:
+def publish_reports(store, results: list[TableQuality], *, partition_key: str, order: list[str]) -> dict:
     """Merge `results` into the snapshot's quality.json, rebuild Data Docs; return where they are."""
     from .docs import build_data_docs
 

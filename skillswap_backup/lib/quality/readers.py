@@ -183,12 +183,14 @@ class PostgresReader:
     def iter_batches(self, table: Table, columns: list[str]) -> Iterator[pa.RecordBatch]:
         from psycopg import sql
 
+        from .. import pg
+
         types = self._types(table, columns)
         select = sql.SQL(", ").join(
             sql.Identifier(name) if t != pa.string() else sql.SQL("{}::text").format(sql.Identifier(name))
             for name, t in zip(columns, types)
         )
-        query = sql.SQL("SELECT {} FROM {}").format(select, sql.Identifier(table.schema, table.name))
+        query = sql.SQL("SELECT {} FROM {}").format(select, pg.own_rows(table))
         schema = pa.schema([pa.field(n, t) for n, t in zip(columns, types)])
         self._cursors += 1
         with self.conn.cursor(name=f"ssb_quality_{self._cursors}") as cursor:
@@ -207,8 +209,10 @@ class PostgresReader:
     def row_count(self, table: Table) -> int:
         from psycopg import sql
 
+        from .. import pg
+
         if table.qualified not in self._counts:
-            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table.schema, table.name))
+            query = sql.SQL("SELECT count(*) FROM {}").format(pg.own_rows(table))
             self._counts[table.qualified] = self.conn.execute(query).fetchone()[0]
         return self._counts[table.qualified]
 

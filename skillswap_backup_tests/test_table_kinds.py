@@ -1,0 +1,150 @@
+"""Tables that are not plain tables of columns: inheritance, partitions, and tables without columns.
+
+Each must come back from a backup and restore with exactly its own rows: an inheritance parent
+without its children's rows (they are tables of their own), a partitioned table with its rows in
+the same partitions, a table without columns (or with only a generated one) with its row count.
+Rows are compared as PostgreSQL prints them, with the table that physically holds each row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg import sql
+
+from skillswap_backup.lib.catalog import load_catalog, save_catalog
+from skillswap_backup.lib.quality.publish import load_results
+from skillswap_backup.lib.storage import SnapshotStore
+from skillswap_backup_tests.lifecycle_support import backup_partition, copy_snapshot, discover, environment, step_failures
+from skillswap_backup_tests.pgtools import scratch_database
+from skillswap_backup_tests.restore_support import failure_messages, report_of, restore_run
+
+KEY = "2026-11-22"
+
+SOURCE_SQL = """
+CREATE TABLE city (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE capital (state text NOT NULL) INHERITS (city);
+INSERT INTO city VALUES (1, 'Lyon'), (2, 'Porto');
+INSERT INTO capital VALUES (3, 'Paris', 'FR'), (4, 'Lisbon', 'PT');
+
+CREATE TABLE reading (sensor int NOT NULL, at date NOT NULL, value numeric, PRIMARY KEY (sensor, at)) PARTITION BY RANGE (at);
+CREATE TABLE reading_2025 PARTITION OF reading FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE reading_2026 PARTITION OF reading FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY LIST (sensor);
+CREATE TABLE reading_2026_odd PARTITION OF reading_2026 FOR VALUES IN (1, 3);
+CREATE TABLE reading_2026_rest PARTITION OF reading_2026 DEFAULT;
+INSERT INTO reading VALUES (1, '2025-03-01', 1.5), (1, '2026-03-01', 2.25), (2, '2026-04-01', NULL), (3, '2026-05-01', -0.0);
+
+CREATE TABLE marker ();
+INSERT INTO marker DEFAULT VALUES; INSERT INTO marker DEFAULT VALUES; INSERT INTO marker DEFAULT VALUES;
+CREATE TABLE emptied (a int, b text);
+INSERT INTO emptied VALUES (1, 'x'), (2, 'y');
+ALTER TABLE emptied DROP COLUMN a, DROP COLUMN b;
+CREATE TABLE constant (seven int GENERATED ALWAYS AS (7) STORED);
+INSERT INTO constant DEFAULT VALUES; INSERT INTO constant DEFAULT VALUES;
+"""
+
+# Every table holding rows, partitions included, each row with the table it physically lives in.
+PHYSICAL_TABLES = ["city", "capital", "reading_2025", "reading_2026_odd", "reading_2026_rest", "marker", "emptied", "constant"]
+
+
+def physical_rows(url: str) -> dict[str, list[str]]:
+    with psycopg.connect(url) as conn:
+        return {
+            name: sorted(
+                r[0] for r in conn.execute(sql.SQL("SELECT t::text FROM ONLY {} t").format(sql.Identifier(name))).fetchall()
+            )
+            for name in PHYSICAL_TABLES
+        }
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kinds")
+    with scratch_database("ssb_test_kinds_src") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(SOURCE_SQL)
+        discover(url, tmp / "catalog.json")
+        env = {"DATABASE_URL": url, "BACKUP_ROOT": str(tmp / "backups"), "BACKUP_CATALOG": str(tmp / "catalog.json")}
+        with environment(**env), dg.instance_for_test() as instance:
+            backup_partition(KEY, instance)
+            yield url, tmp, instance
+
+
+def test_catalog_holds_the_partitioned_root_and_both_inheritance_tables(source):
+    _, tmp, _ = source
+    catalog = load_catalog(tmp / "catalog.json")
+    assert {t.qualified: t.partitioned for t in catalog.tables} == {
+        "public.capital": False, "public.city": False, "public.constant": False,
+        "public.emptied": False, "public.marker": False, "public.reading": True,
+    }
+    assert [c.name for c in catalog.table("marker").columns] == [] == [c.name for c in catalog.table("emptied").columns]
+
+
+def test_snapshot_holds_each_tables_own_rows(source):
+    _, tmp, _ = source
+    store = SnapshotStore(str(tmp / "backups"), KEY)
+    rows = {name: store.read_json(f"meta/{name}.json")["rows"] for name in ("city", "capital", "reading", "marker", "emptied", "constant")}
+    # city's own two rows, not the capitals it inherits; every partition's rows under reading.
+    assert rows == {"city": 2, "capital": 2, "reading": 4, "marker": 3, "emptied": 2, "constant": 2}
+    # A row of a table without columns is an empty object in the readable export.
+    assert json.loads((tmp / "backups" / KEY / "json" / "marker.json").read_text()) == [{}, {}, {}]
+    assert json.loads((tmp / "backups" / KEY / "json" / "constant.json").read_text()) == [{"seven": 7}, {"seven": 7}]
+    assert json.loads((tmp / "backups" / KEY / "json" / "city.json").read_text()) == [
+        {"id": 1, "name": "Lyon"}, {"id": 2, "name": "Porto"},
+    ]
+    # The data-quality checks agree with the source's count(*) of each table's own rows.
+    results = {r.table: r for r in load_results(store)}
+    assert {name: r.failed_families() for name, r in results.items()} == {
+        f"public.{n}": [] for n in ("capital", "city", "constant", "emptied", "marker", "reading")
+    }
+    assert (results["public.city"].rows, results["public.marker"].rows) == (2, 3)
+
+
+def test_restore_puts_every_row_back_into_the_table_that_held_it(source):
+    url, _, instance = source
+    with scratch_database("ssb_test_kinds_dst") as target:
+        result = restore_run(instance, target)
+        assert result.success, failure_messages(result)
+        report = report_of(result)
+        assert report["ok"]
+        assert {t["table"]: t["rows"] for t in report["tables"]} == {
+            "public.capital": 2, "public.city": 2, "public.constant": 2,
+            "public.emptied": 2, "public.marker": 3, "public.reading": 4,
+        }
+        restored = physical_rows(target)
+        assert restored == physical_rows(url)
+        assert restored["city"] == ["(1,Lyon)", "(2,Porto)"]
+        assert restored["reading_2026_odd"] == ["(1,2026-03-01,2.25)", "(3,2026-05-01,0.0)"]
+        assert restored["marker"] == ["()", "()", "()"]
+
+
+def test_backup_refuses_a_catalog_that_does_not_know_a_table_is_partitioned(source, tmp_path):
+    _, tmp, instance = source
+    catalog = load_catalog(tmp / "catalog.json")
+    stale = dataclasses.replace(catalog, tables=tuple(dataclasses.replace(t, partitioned=False) for t in catalog.tables))
+    save_catalog(stale, tmp_path / "catalog.json")
+    with environment(BACKUP_CATALOG=str(tmp_path / "catalog.json"), BACKUP_ROOT=str(tmp_path / "backups")):
+        result = backup_partition(KEY, instance, expect_success=False)
+    assert not result.success
+    assert any(
+        "table public.reading is now partitioned" in message and "run `skillswap-backup discover`" in message
+        for message in step_failures(result)
+    ), step_failures(result)
+
+
+def test_results_of_tables_left_out_of_the_catalog_leave_the_report(source, tmp_path):
+    _, tmp, instance = source
+    catalog = load_catalog(tmp / "catalog.json")
+    fewer = dataclasses.replace(catalog, tables=tuple(t for t in catalog.tables if t.name != "marker"))
+    save_catalog(fewer, tmp_path / "catalog.json")
+    copy_snapshot(tmp / "backups", KEY, tmp_path / "backups")
+    store = SnapshotStore(str(tmp_path / "backups"), KEY)
+    assert "public.marker" in [r.table for r in load_results(store)]
+    with environment(BACKUP_CATALOG=str(tmp_path / "catalog.json"), BACKUP_ROOT=str(tmp_path / "backups")):
+        backup_partition(KEY, instance)  # the same snapshot folder, re-run with one table fewer
+    tables = [r.table for r in load_results(store)]
+    assert sorted(tables) == ["public.capital", "public.city", "public.constant", "public.emptied", "public.reading"]
