@@ -1,9 +1,11 @@
-"""Tables that are not plain tables of columns: inheritance, partitions, and tables without columns.
+"""Relations that are not plain tables of columns: inheritance, partitions, tables without
+columns, materialized views.
 
 Each must come back from a backup and restore with exactly its own rows: an inheritance parent
 without its children's rows (they are tables of their own), a partitioned table with its rows in
-the same partitions, a table without columns (or with only a generated one) with its row count.
-Rows are compared as PostgreSQL prints them, with the table that physically holds each row.
+the same partitions, a table without columns (or with only a generated one) with its row count,
+a materialized view populated as it was in the source. Rows are compared as PostgreSQL prints
+them, with the table that physically holds each row.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ INSERT INTO emptied VALUES (1, 'x'), (2, 'y');
 ALTER TABLE emptied DROP COLUMN a, DROP COLUMN b;
 CREATE TABLE constant (seven int GENERATED ALWAYS AS (7) STORED);
 INSERT INTO constant DEFAULT VALUES; INSERT INTO constant DEFAULT VALUES;
+
+CREATE MATERIALIZED VIEW yearly AS SELECT extract(year FROM at)::int AS year, count(*) AS n FROM reading GROUP BY 1;
+CREATE MATERIALIZED VIEW busiest AS SELECT year FROM yearly ORDER BY n DESC, year LIMIT 1;
+CREATE MATERIALIZED VIEW city_names AS SELECT name FROM city WITH NO DATA;
 """
 
 # Every table holding rows, partitions included, each row with the table it physically lives in.
@@ -120,6 +126,12 @@ def test_restore_puts_every_row_back_into_the_table_that_held_it(source):
         assert restored["city"] == ["(1,Lyon)", "(2,Porto)"]
         assert restored["reading_2026_odd"] == ["(1,2026-03-01,2.25)", "(3,2026-05-01,0.0)"]
         assert restored["marker"] == ["()", "()", "()"]
+        # Materialized views are filled as in the source (one over another, in order); WITH NO DATA stays empty.
+        with psycopg.connect(target) as conn:
+            assert conn.execute("SELECT year, n FROM yearly ORDER BY 1").fetchall() == [(2025, 1), (2026, 3)]
+            assert conn.execute("SELECT year FROM busiest").fetchall() == [(2026,)]
+            populated = conn.execute("SELECT relname, relispopulated FROM pg_class WHERE relkind = 'm' ORDER BY 1").fetchall()
+            assert populated == [("busiest", True), ("city_names", False), ("yearly", True)]
 
 
 def test_backup_refuses_a_catalog_that_does_not_know_a_table_is_partitioned(source, tmp_path):

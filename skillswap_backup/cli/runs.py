@@ -31,7 +31,10 @@ def failures(result: dg.ExecuteJobResult) -> list[str]:
     found = []
     for event in result.all_events:
         if event.is_step_failure:
-            found.append(f"{event.step_key}: {_root_message(event.step_failure_data.error)}")
+            data = event.step_failure_data
+            # A dg.Failure from `retries.fail_fast` already says it in one line, naming the table.
+            described = data.user_failure_data.description if data.user_failure_data else None
+            found.append(f"{event.step_key}: {described or _root_message(data.error)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:

@@ -47,11 +47,21 @@ def is_permanent(error: BaseException) -> bool:
     return False
 
 
+_ROW_SECURITY_HINT = (
+    "; back up as a role that bypasses row-level security (BYPASSRLS, a superuser, or the table's owner "
+    "when the table does not FORCE ROW LEVEL SECURITY), as pg_dump needs too"
+)
+
+
 def describe(error: BaseException) -> str:
     if isinstance(error, psycopg.Error) and error.diag.message_primary:
-        return error.diag.message_primary
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        message = error.diag.message_primary
+    else:
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else type(error).__name__
+    if "would be affected by row-level security policy" in message:
+        message += _ROW_SECURITY_HINT
+    return message
 
 
 @contextmanager

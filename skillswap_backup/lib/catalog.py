@@ -7,6 +7,7 @@ read from disk, so loading the Dagster definitions never needs the source databa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -48,6 +49,12 @@ class CheckConstraint:
     definition: str  # pg_get_constraintdef(), e.g. "CHECK (((score >= 1) AND (score <= 5)))"
 
 
+def _path_safe(part: str) -> str:
+    return "".join(
+        "".join(f"%{b:02X}" for b in c.encode()) if c in "./\\%" or not c.isprintable() else c for c in part
+    )
+
+
 # Keys (after "skillswap") of the project's own assets: schema, full_dump, manifest, lifecycle.
 PROJECT_ASSET_PATHS = frozenset({("schema",), ("full_dump",), ("manifest",), ("lifecycle", "snapshots")})
 
@@ -82,13 +89,24 @@ class Table:
 
     @property
     def file_stem(self) -> str:
-        """File name stem inside a snapshot folder; unambiguous across schemas."""
-        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+        """File name stem inside a snapshot folder: `name` in public, else `schema.name`.
+
+        One table, one stem, one path segment: PostgreSQL names may hold anything, and a public
+        table "x.y" must not share files with table y of schema x, nor "../t" or "a/b" write
+        outside the table's own place. So "." (the separator), "/", "\\", "%" and control
+        characters are %-escaped in each part; the names of everyday tables are unchanged.
+        """
+        parts = (self.name,) if self.schema == "public" else (self.schema, self.name)
+        return ".".join(_path_safe(p) for p in parts)
 
     @property
     def op_name(self) -> str:
-        """A Dagster-legal name (letters, digits, underscore) derived from the qualified name."""
-        return "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in self.asset_path[1:])
+        """A Dagster-legal name (letters, digits, underscore) derived from the qualified name;
+        a short hash of it is appended when characters had to be replaced, so names stay distinct."""
+        name = "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in self.asset_path[1:])
+        if name == "_".join(self.asset_path[1:]):
+            return name
+        return f"{name}_{hashlib.sha1(self.qualified.encode()).hexdigest()[:8]}"
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -107,8 +125,12 @@ class Catalog:
     format: int = CATALOG_FORMAT
 
     def table(self, qualified_or_name: str) -> Table:
+        # The qualified name first: "x.y" is table y of schema x even if public has a table "x.y".
         for t in self.tables:
-            if qualified_or_name in (t.qualified, t.name if t.schema == "public" else None):
+            if qualified_or_name == t.qualified:
+                return t
+        for t in self.tables:
+            if t.schema == "public" and qualified_or_name == t.name:
                 return t
         raise KeyError(f"table {qualified_or_name!r} is not in the catalog; run `skillswap-backup discover`")
 

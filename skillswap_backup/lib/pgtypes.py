@@ -54,6 +54,9 @@ SESSION_SETTINGS = {
     "TimeZone": "UTC",
     "extra_float_digits": "3",
     "bytea_output": "hex",
+    # As pg_dump: a row-level security policy that would hide rows from this role makes the read
+    # fail instead of silently leaving those rows out of the backup (and out of its count(*)).
+    "row_security": "off",
 }
 
 

@@ -15,7 +15,8 @@ them):
    recompute. Right after its load, each table gets its own post-data (indexes, primary and
    unique keys, triggers) while the other loader keeps loading, as `pg_restore -j` schedules it.
 4. `apply_post_data`: the foreign keys (they span tables, so they wait for every load), then
-   `set_sequences` moves every sequence and identity past the restored rows.
+   `set_sequences` moves every sequence and identity past the restored rows and
+   `refresh_materialized_views` fills the materialized views the source had populated.
 5. `restore_verify.verify`: counts, checksums, foreign keys and a write smoke test.
 
 `--data-only` loads into tables that exist already (created by the app's migrations): one
@@ -688,6 +689,34 @@ def set_sequences(store: SnapshotStore, manifest: dict, target_url: str, plan: R
     return done
 
 
+def refresh_materialized_views(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log = print) -> list[str]:
+    """REFRESH the restored materialized views that were populated in the source, in the dump's
+    (dependency) order, as pg_restore's MATERIALIZED VIEW DATA entries do; views over tables this
+    restore leaves out are not restored, so not refreshed. Snapshots taken before the populated
+    views were recorded refresh none."""
+    if not stored_path(manifest, dumps.SCHEMA_OBJECTS):
+        return []
+    payload = schema_objects_of(store, manifest)
+    populated = {tuple(view) for view in payload.get("populated_views", [])}
+    entries = schema_objects.select_entries(schema_objects.load_entries(payload), set(plan.tables), partial=bool(plan.requested))
+    views = [tuple(e.address[1]) for e in entries if e.address and e.address[0] == "materialized view" and tuple(e.address[1]) in populated]
+    refreshed = []
+    with pg.connect(target_url, purpose="restore target", autocommit=True) as conn:
+        for schema, name in views:
+            view = sql.Identifier(schema, name)
+            # --data-only: the app's migrations may not have created it.
+            if conn.execute("SELECT to_regclass(%s)", (view.as_string(conn),)).fetchone()[0] is None:
+                continue
+            try:
+                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(view))
+            except psycopg.Error as error:
+                raise RestoreError(f"refreshing materialized view {schema}.{name} failed: {error.diag.message_primary}") from None
+            refreshed.append(f"{schema}.{name}")
+    if refreshed:
+        log(f"materialized views: {len(refreshed)} refreshed ({', '.join(refreshed)})")
+    return refreshed
+
+
 # ---- the full pg_dump --------------------------------------------------------------------------
 
 
@@ -757,6 +786,9 @@ def restore_snapshot(
         started = time.monotonic()
         set_sequences(store, manifest, target_url, plan, log)
         timings["sequences"] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        refresh_materialized_views(store, manifest, target_url, plan, log)
+        timings["materialized_views"] = round(time.monotonic() - started, 3)
     return restore_verify.require_ok(
         restore_verify.verify(manifest, target_url, plan, loads, timings=timings, log=log, store=store, write_report=report)
     )
@@ -773,6 +805,7 @@ __all__ = [
     "load_tables",
     "open_snapshot",
     "plan_restore",
+    "refresh_materialized_views",
     "restore_dump",
     "restore_snapshot",
     "set_sequences",

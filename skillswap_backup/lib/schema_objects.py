@@ -6,7 +6,8 @@ listed object is attached to (an index, a constraint, a trigger, a column defaul
 sequence, a view over the table, a comment on any of these) and saves that next to the dump as
 `schema/objects.json`. A restore of some tables then keeps an object only when every table it is
 attached to is restored; objects attached to no table (schemas, types, domains, functions) are
-shared and kept. Sequence values are recorded too, because a schema-only dump has none.
+shared and kept. Sequence values are recorded too, because a schema-only dump has none, and so
+is which materialized views were populated (a schema-only dump creates them empty).
 """
 
 from __future__ import annotations
@@ -129,6 +130,12 @@ WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1, 2
 """
 
+# pg_dump refreshes exactly these (its MATERIALIZED VIEW DATA entries); WITH NO DATA stays empty.
+_POPULATED_VIEWS_SQL = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'm' AND c.relispopulated ORDER BY 1, 2
+"""
+
 PG_CLASS, PG_EXTENSION, PG_NAMESPACE = 1259, 3079, 2615
 
 
@@ -190,7 +197,8 @@ def annotate(conn: psycopg.Connection, toc: list[TocEntry]) -> dict:
         {"schema": s, "name": n, "table": t, "column": c, "last_value": v}
         for s, n, t, c, v in conn.execute(_SEQUENCES_SQL).fetchall()
     ]
-    return {"format": OBJECTS_FORMAT, "entries": entries, "sequences": sequences}
+    populated_views = [list(row) for row in conn.execute(_POPULATED_VIEWS_SQL).fetchall()]
+    return {"format": OBJECTS_FORMAT, "entries": entries, "sequences": sequences, "populated_views": populated_views}
 
 
 def address_schema(address_type: str | None, names, schema: str | None) -> str | None:

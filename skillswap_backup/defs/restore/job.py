@@ -99,7 +99,7 @@ def restore_data(context: dg.OpExecutionContext, state: dict, storage: BackupSto
 
 @dg.op
 def restore_post_data(context: dg.OpExecutionContext, state: dict, storage: BackupStorage, target: RestoreTarget) -> dict:
-    """Build indexes, constraints, foreign keys and triggers, then move sequences past the rows."""
+    """Build indexes, constraints, foreign keys and triggers, move sequences past the rows, refresh materialized views."""
     plan = state["plan"]
     if plan.source == "dump":
         return state
@@ -107,7 +107,11 @@ def restore_post_data(context: dg.OpExecutionContext, state: dict, storage: Back
     seconds = restore_lib.apply_post_data(store, manifest, target.url, plan, _logger(context))
     started = time.monotonic()
     restore_lib.set_sequences(store, manifest, target.url, plan, _logger(context))
-    return {**state, "timings": {**state["timings"], "post_data": seconds, "sequences": round(time.monotonic() - started, 3)}}
+    sequences = round(time.monotonic() - started, 3)
+    started = time.monotonic()
+    restore_lib.refresh_materialized_views(store, manifest, target.url, plan, _logger(context))
+    timings = {"post_data": seconds, "sequences": sequences, "materialized_views": round(time.monotonic() - started, 3)}
+    return {**state, "timings": {**state["timings"], **timings}}
 
 
 @dg.op

@@ -7,6 +7,7 @@ could not be validated at all still get a (failed, empty) page, so the index nam
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +54,14 @@ def _share_compiled_templates() -> None:
     view.DefaultJinjaView._shared_templates = cache
 
 
+def _page_name(qualified: str) -> str:
+    """The suite's name in the site. GX stores pages under the name's dot-separated parts: it
+    refuses a slash or backslash in them, and an empty part (from "..") loses the page. PostgreSQL
+    table names may hold all three."""
+    escaped = qualified.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
+    return re.sub(r"^\.|\.(?=\.)|\.$", "%2E", escaped)
+
+
 def build_data_docs(results: list[TableQuality], folder: str | Path, *, run_name: str = "snapshot") -> Path:
     """Write the HTML site into `folder` (replacing what was there); return its index.html."""
     import great_expectations as gx
@@ -85,21 +94,20 @@ def build_data_docs(results: list[TableQuality], folder: str | Path, *, run_name
     run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
     schema = ExpectationSuiteValidationResultSchema()
     for result in results:
+        page = _page_name(result.table)
         if result.gx_result:
             validation = schema.load(result.gx_result)
             context.suites.add(
-                gx.ExpectationSuite(
-                    name=result.table, expectations=[item.expectation_config for item in validation.results]
-                )
+                gx.ExpectationSuite(name=page, expectations=[item.expectation_config for item in validation.results])
             )
         else:
             validation = ExpectationSuiteValidationResult(
                 success=False,
                 results=[],
-                suite_name=result.table,
+                suite_name=page,
                 meta={"error": result.error or "not validated"},
             )
-        key = ValidationResultIdentifier(ExpectationSuiteIdentifier(result.table), run_id, result.table)
+        key = ValidationResultIdentifier(ExpectationSuiteIdentifier(page), run_id, page)
         context.validation_results_store.set(key, validation)
     context.build_data_docs(site_names=[SITE])
     return folder / "index.html"
