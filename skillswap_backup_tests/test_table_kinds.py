@@ -1,10 +1,10 @@
-"""Relations that are not plain tables of columns: inheritance, partitions, tables without
-columns, materialized views.
+"""What is not a plain table of columns: inheritance, partitions, tables without columns,
+materialized views, large objects.
 
 Each must come back from a backup and restore with exactly its own rows: an inheritance parent
 without its children's rows (they are tables of their own), a partitioned table with its rows in
 the same partitions, a table without columns (or with only a generated one) with its row count,
-a materialized view populated as it was in the source. Rows are compared as PostgreSQL prints
+a materialized view populated as it was in the source, large objects with their contents. Rows are compared as PostgreSQL prints
 them, with the table that physically holds each row.
 """
 
@@ -51,10 +51,16 @@ INSERT INTO constant DEFAULT VALUES; INSERT INTO constant DEFAULT VALUES;
 CREATE MATERIALIZED VIEW yearly AS SELECT extract(year FROM at)::int AS year, count(*) AS n FROM reading GROUP BY 1;
 CREATE MATERIALIZED VIEW busiest AS SELECT year FROM yearly ORDER BY n DESC, year LIMIT 1;
 CREATE MATERIALIZED VIEW city_names AS SELECT name FROM city WITH NO DATA;
+
+CREATE TABLE attachment (id int PRIMARY KEY, content oid NOT NULL);
+INSERT INTO attachment VALUES (1, lo_from_bytea(0, 'first file')), (2, lo_from_bytea(0, '\\x00ff00'::bytea));
 """
 
 # Every table holding rows, partitions included, each row with the table it physically lives in.
-PHYSICAL_TABLES = ["city", "capital", "reading_2025", "reading_2026_odd", "reading_2026_rest", "marker", "emptied", "constant"]
+PHYSICAL_TABLES = [
+    "city", "capital", "reading_2025", "reading_2026_odd", "reading_2026_rest", "marker", "emptied", "constant", "attachment",
+]
+LARGE_OBJECTS = "SELECT a.id, lo_get(a.content) FROM attachment a ORDER BY 1"
 
 
 def physical_rows(url: str) -> dict[str, list[str]]:
@@ -84,7 +90,7 @@ def test_catalog_holds_the_partitioned_root_and_both_inheritance_tables(source):
     _, tmp, _ = source
     catalog = load_catalog(tmp / "catalog.json")
     assert {t.qualified: t.partitioned for t in catalog.tables} == {
-        "public.capital": False, "public.city": False, "public.constant": False,
+        "public.attachment": False, "public.capital": False, "public.city": False, "public.constant": False,
         "public.emptied": False, "public.marker": False, "public.reading": True,
     }
     assert [c.name for c in catalog.table("marker").columns] == [] == [c.name for c in catalog.table("emptied").columns]
@@ -105,7 +111,7 @@ def test_snapshot_holds_each_tables_own_rows(source):
     # The data-quality checks agree with the source's count(*) of each table's own rows.
     results = {r.table: r for r in load_results(store)}
     assert {name: r.failed_families() for name, r in results.items()} == {
-        f"public.{n}": [] for n in ("capital", "city", "constant", "emptied", "marker", "reading")
+        f"public.{n}": [] for n in ("attachment", "capital", "city", "constant", "emptied", "marker", "reading")
     }
     assert (results["public.city"].rows, results["public.marker"].rows) == (2, 3)
 
@@ -118,7 +124,7 @@ def test_restore_puts_every_row_back_into_the_table_that_held_it(source):
         report = report_of(result)
         assert report["ok"]
         assert {t["table"]: t["rows"] for t in report["tables"]} == {
-            "public.capital": 2, "public.city": 2, "public.constant": 2,
+            "public.attachment": 2, "public.capital": 2, "public.city": 2, "public.constant": 2,
             "public.emptied": 2, "public.marker": 3, "public.reading": 4,
         }
         restored = physical_rows(target)
@@ -132,6 +138,10 @@ def test_restore_puts_every_row_back_into_the_table_that_held_it(source):
             assert conn.execute("SELECT year FROM busiest").fetchall() == [(2026,)]
             populated = conn.execute("SELECT relname, relispopulated FROM pg_class WHERE relkind = 'm' ORDER BY 1").fetchall()
             assert populated == [("busiest", True), ("city_names", False), ("yearly", True)]
+            # Large objects came back from the full dump, under the oids the rows point at.
+            assert conn.execute(LARGE_OBJECTS).fetchall() == [(1, b"first file"), (2, b"\x00\xff\x00")]
+        with psycopg.connect(url) as conn:
+            assert conn.execute(LARGE_OBJECTS).fetchall() == [(1, b"first file"), (2, b"\x00\xff\x00")]
 
 
 def test_backup_refuses_a_catalog_that_does_not_know_a_table_is_partitioned(source, tmp_path):
@@ -159,4 +169,4 @@ def test_results_of_tables_left_out_of_the_catalog_leave_the_report(source, tmp_
     with environment(BACKUP_CATALOG=str(tmp_path / "catalog.json"), BACKUP_ROOT=str(tmp_path / "backups")):
         backup_partition(KEY, instance)  # the same snapshot folder, re-run with one table fewer
     tables = [r.table for r in load_results(store)]
-    assert sorted(tables) == ["public.capital", "public.city", "public.constant", "public.emptied", "public.reading"]
+    assert sorted(tables) == ["public.attachment", "public.capital", "public.city", "public.constant", "public.emptied", "public.reading"]

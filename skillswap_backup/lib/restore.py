@@ -15,8 +15,9 @@ them):
    recompute. Right after its load, each table gets its own post-data (indexes, primary and
    unique keys, triggers) while the other loader keeps loading, as `pg_restore -j` schedules it.
 4. `apply_post_data`: the foreign keys (they span tables, so they wait for every load), then
-   `set_sequences` moves every sequence and identity past the restored rows and
-   `refresh_materialized_views` fills the materialized views the source had populated.
+   `finish_restore`: `set_sequences` moves every sequence and identity past the restored rows,
+   `refresh_materialized_views` fills the materialized views the source had populated, and
+   `restore_large_objects` brings the source's large objects back from the full dump.
 5. `restore_verify.verify`: counts, checksums, foreign keys and a write smoke test.
 
 `--data-only` loads into tables that exist already (created by the app's migrations): one
@@ -717,6 +718,34 @@ def refresh_materialized_views(store: SnapshotStore, manifest: dict, target_url:
     return refreshed
 
 
+# pg_dump's entries for large objects: "BLOB" (PostgreSQL 16 and older) or "BLOB METADATA" (17)
+# create them, "BLOBS" holds their contents, "COMMENT - LARGE OBJECT" their comments.
+_LARGE_OBJECT_ENTRIES = ("BLOB ", "BLOBS ", "COMMENT - LARGE OBJECT ")
+
+
+def restore_large_objects(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log = print) -> int:
+    """The source's large objects, from the snapshot's full dump (streamed, only those entries).
+
+    They belong to no table, so no Parquet file holds them; the schema map records how many the
+    source had, and a restore from Parquet would otherwise leave every oid column pointing at
+    nothing. Snapshots taken before the count was recorded restore none, as before."""
+    if not stored_path(manifest, dumps.SCHEMA_OBJECTS):
+        return 0
+    expected = schema_objects_of(store, manifest).get("large_objects", 0)
+    if not expected:
+        return 0
+    stored = _require_file(manifest, dumps.FULL_DUMP, "full pg_dump (it holds the large objects)")
+    with tempfile.TemporaryDirectory(prefix="skillswap-restore-") as tmp, pg.libpq_env(target_url) as env:
+        with store.reader(stored) as head:
+            wanted = [e for e in subprocess_list(head, env) if e.text.startswith(_LARGE_OBJECT_ENTRIES)]
+        listing = pgdump.write_toc_list(wanted, Path(tmp) / "large-objects.list")
+        args = [*_restore_args(_dbname(target_url)), "--single-transaction", f"--use-list={listing}"]
+        with store.reader(stored) as source:
+            pgdump.run_restore(args, env, source=pgdump.iter_chunks(source), what="large objects from the full dump")
+    log(f"large objects: {expected} restored from the full dump")
+    return expected
+
+
 # ---- the full pg_dump --------------------------------------------------------------------------
 
 
@@ -757,6 +786,18 @@ def subprocess_list(handle, env: dict[str, str]) -> list[pgdump.TocEntry]:
     return pgdump.parse_toc(sink.getvalue().decode())
 
 
+def finish_restore(store: SnapshotStore, manifest: dict, target_url: str, plan: RestorePlan, log: Log = print) -> dict[str, float]:
+    """What follows the post-data: sequences, materialized views, large objects; seconds of each."""
+    timings = {}
+    for name, step in (
+        ("sequences", set_sequences), ("materialized_views", refresh_materialized_views), ("large_objects", restore_large_objects),
+    ):
+        started = time.monotonic()
+        step(store, manifest, target_url, plan, log)
+        timings[name] = round(time.monotonic() - started, 3)
+    return timings
+
+
 # ---- all steps ---------------------------------------------------------------------------------
 
 
@@ -783,12 +824,7 @@ def restore_snapshot(
         loads = load_tables(store, manifest, target_url, plan, log)
         timings["load"] = round(time.monotonic() - started, 3)
         timings["post_data"] = apply_post_data(store, manifest, target_url, plan, log)
-        started = time.monotonic()
-        set_sequences(store, manifest, target_url, plan, log)
-        timings["sequences"] = round(time.monotonic() - started, 3)
-        started = time.monotonic()
-        refresh_materialized_views(store, manifest, target_url, plan, log)
-        timings["materialized_views"] = round(time.monotonic() - started, 3)
+        timings.update(finish_restore(store, manifest, target_url, plan, log))
     return restore_verify.require_ok(
         restore_verify.verify(manifest, target_url, plan, loads, timings=timings, log=log, store=store, write_report=report)
     )
@@ -802,10 +838,10 @@ __all__ = [
     "TableLoad",
     "apply_post_data",
     "apply_schema",
+    "finish_restore",
     "load_tables",
     "open_snapshot",
     "plan_restore",
-    "refresh_materialized_views",
     "restore_dump",
     "restore_snapshot",
     "set_sequences",

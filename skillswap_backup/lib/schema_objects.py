@@ -7,7 +7,8 @@ sequence, a view over the table, a comment on any of these) and saves that next 
 `schema/objects.json`. A restore of some tables then keeps an object only when every table it is
 attached to is restored; objects attached to no table (schemas, types, domains, functions) are
 shared and kept. Sequence values are recorded too, because a schema-only dump has none, and so
-is which materialized views were populated (a schema-only dump creates them empty).
+is which materialized views were populated (a schema-only dump creates them empty) and how many
+large objects the source held (they are in the full dump only).
 """
 
 from __future__ import annotations
@@ -198,7 +199,11 @@ def annotate(conn: psycopg.Connection, toc: list[TocEntry]) -> dict:
         for s, n, t, c, v in conn.execute(_SEQUENCES_SQL).fetchall()
     ]
     populated_views = [list(row) for row in conn.execute(_POPULATED_VIEWS_SQL).fetchall()]
-    return {"format": OBJECTS_FORMAT, "entries": entries, "sequences": sequences, "populated_views": populated_views}
+    large_objects = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+    return {
+        "format": OBJECTS_FORMAT, "entries": entries, "sequences": sequences,
+        "populated_views": populated_views, "large_objects": large_objects,
+    }
 
 
 def address_schema(address_type: str | None, names, schema: str | None) -> str | None:

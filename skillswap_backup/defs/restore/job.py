@@ -99,18 +99,14 @@ def restore_data(context: dg.OpExecutionContext, state: dict, storage: BackupSto
 
 @dg.op
 def restore_post_data(context: dg.OpExecutionContext, state: dict, storage: BackupStorage, target: RestoreTarget) -> dict:
-    """Build indexes, constraints, foreign keys and triggers, move sequences past the rows, refresh materialized views."""
+    """Build indexes, constraints, foreign keys and triggers, move sequences past the rows, refresh
+    materialized views, and bring large objects back from the full dump."""
     plan = state["plan"]
     if plan.source == "dump":
         return state
     store, manifest = _open(storage, plan)
     seconds = restore_lib.apply_post_data(store, manifest, target.url, plan, _logger(context))
-    started = time.monotonic()
-    restore_lib.set_sequences(store, manifest, target.url, plan, _logger(context))
-    sequences = round(time.monotonic() - started, 3)
-    started = time.monotonic()
-    restore_lib.refresh_materialized_views(store, manifest, target.url, plan, _logger(context))
-    timings = {"post_data": seconds, "sequences": sequences, "materialized_views": round(time.monotonic() - started, 3)}
+    timings = {"post_data": seconds, **restore_lib.finish_restore(store, manifest, target.url, plan, _logger(context))}
     return {**state, "timings": {**state["timings"], **timings}}
 
 
