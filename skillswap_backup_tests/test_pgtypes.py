@@ -125,3 +125,19 @@ def test_native_columns_are_typed_in_parquet():
     assert pgtypes.arrow_type(_table("timestamp with time zone").columns[0]) == pa.timestamp("us", tz="UTC")
     assert pgtypes.arrow_type(_table("date").columns[0]) == pa.date32()
     assert pgtypes.arrow_type(_table("numeric").columns[0]) == pa.string()
+
+
+def test_a_table_without_columns_keeps_its_rows_in_parquet_and_a_real_column_is_never_taken_for_the_placeholder():
+    empty = Table(schema="public", name="marker", columns=())
+    schema = pgtypes.arrow_schema(empty)
+    stored = pgtypes.to_stored_batch(pa.RecordBatch.from_pydict({"x": [1, 2, 3]}).select([]), empty, schema)
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_batches([stored]), sink)
+    reread = pq.read_table(io.BytesIO(sink.getvalue()))
+    assert reread.num_rows == 3
+    shown = pgtypes.table_columns(reread.to_batches()[0])
+    assert (shown.num_rows, shown.num_columns) == (3, 0)
+    # A table whose one column happens to bear the placeholder's name keeps that column.
+    lookalike = Table(schema="public", name="t", columns=(Column(pgtypes.ROWS_PLACEHOLDER, "text", "text", "b", False, False),))
+    batch = pa.RecordBatch.from_arrays([pa.array(["kept"])], schema=pgtypes.arrow_schema(lookalike))
+    assert pgtypes.table_columns(batch).to_pylist() == [{pgtypes.ROWS_PLACEHOLDER: "kept"}]

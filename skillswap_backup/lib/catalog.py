@@ -24,7 +24,7 @@ class Column:
     type_kind: str  # pg_type.typtype of base: b(ase) e(num) r(ange) m(ultirange) c(omposite)
     is_array: bool
     not_null: bool
-    generated: bool = False  # GENERATED ALWAYS AS (...) STORED: recomputed on restore
+    generated: bool = False  # GENERATED ALWAYS AS (...) STORED or VIRTUAL (PostgreSQL 18): recomputed on restore
     identity: str = ""  # "a" (ALWAYS), "d" (BY DEFAULT) or ""
     enum_values: tuple[str, ...] = ()
 

@@ -28,7 +28,7 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod),
        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
             ELSE format_type(a.atttypid, a.atttypmod) END,
        coalesce(et.typtype, bt.typtype), bt.typcategory = 'A', a.attnotnull,
-       a.attgenerated = 's', a.attidentity::text,
+       a.attgenerated <> '', a.attidentity::text,
        coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
                  WHERE e.enumtypid = coalesce(et.oid, bt.oid)), '{}')
 FROM pg_attribute a

@@ -140,11 +140,12 @@ def read_expression(column: Column) -> sql.Composable:
 # (legal in PostgreSQL: every column dropped, or a marker table) keeps its rows as this one
 # all-null column, which costs nothing to store and is never shown or restored.
 ROWS_PLACEHOLDER = "__skillswap_rows__"
+_PLACEHOLDER_METADATA = {b"encoding": b"rows_placeholder"}  # a real column's always names its pg_type
 
 
 def arrow_schema(table: Table) -> pa.Schema:
     if not table.columns:
-        return pa.schema([pa.field(ROWS_PLACEHOLDER, pa.null())], metadata={"pg_table": table.qualified})
+        return pa.schema([pa.field(ROWS_PLACEHOLDER, pa.null(), metadata=_PLACEHOLDER_METADATA)], metadata={"pg_table": table.qualified})
     fields = [
         pa.field(
             c.name,
@@ -176,7 +177,9 @@ def to_stored_batch(read: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa
 
 def table_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
     """A stored batch as the table's own columns (none for a table without columns)."""
-    return batch.drop_columns([ROWS_PLACEHOLDER]) if batch.schema.names == [ROWS_PLACEHOLDER] else batch
+    if batch.num_columns == 1 and batch.schema.field(0).metadata == _PLACEHOLDER_METADATA:
+        return batch.drop_columns([ROWS_PLACEHOLDER])
+    return batch
 
 
 def _j2date(julian: int) -> tuple[int, int, int]:
