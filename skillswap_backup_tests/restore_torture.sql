@@ -84,3 +84,14 @@ INSERT INTO ticket (note) VALUES ('a'), (NULL), ('c');
 CREATE TABLE many (id serial PRIMARY KEY, v int NOT NULL, t text);
 INSERT INTO many (v, t) SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE md5(g::text) END FROM generate_series(1, 70000) g;
 CREATE TABLE nothing (id bigserial PRIMARY KEY, x int);
+
+-- Composite values (one whose fields are all NULL is a value, not NULL), and more text-form types.
+CREATE TYPE addr AS (street text, no int, tags text[]);
+CREATE TABLE more_types (id int PRIMARY KEY, a addr, aa addr[], mo money, x xml, mr int4multirange, m8 macaddr8, l pg_lsn,
+                         c "char", ninf numeric, ivs interval[], js jsonb[], bpc char(3)[]);
+INSERT INTO more_types VALUES
+(1, ROW('Main St, "Apt 1"', 5, '{x,NULL}'), ARRAY[ROW('a', 1, NULL)::addr, ROW(NULL, NULL, NULL)::addr, NULL], '$1,234.56',
+ '<a b="1">x &amp; y</a>', '{[1,3), [5,7)}', '08:00:2b:01:02:03:04:05', '16/B374D848', 'x', 'Infinity',
+ '{"1 day", "-00:00:01"}', ARRAY['{"a": 1}'::jsonb, 'null'], '{ab,"c d"}'),
+(2, ROW(NULL, NULL, NULL), '{}', '-$0.01', '<r/>', '{}', NULL, '0/0', E'\001', '-Infinity', '{}', '{}', '{}'),
+(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'NaN', NULL, NULL, NULL);

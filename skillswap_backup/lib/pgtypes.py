@@ -128,7 +128,9 @@ def read_expression(column: Column) -> sql.Composable:
             "ELSE (extract(epoch FROM {c}) * 1000000)::bigint END"
         ).format(c=ident, hi=sql.Literal(INT64_MAX), lo=sql.Literal(INT64_MIN))
     if encoding == "pg_text":
-        return sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END").format(c=ident)
+        # num_nulls, not IS NULL: a composite whose fields are all NULL "IS NULL" but is a value,
+        # printed "(,)"; only a NULL datum is NULL.
+        return sql.SQL("CASE WHEN num_nulls({c}) = 1 THEN NULL ELSE format('%s', {c}) END").format(c=ident)
     if column.base_type in ("uuid", "citext"):
         return sql.SQL("{c}::text").format(c=ident)
     if column.base_type != column.pg_type:
