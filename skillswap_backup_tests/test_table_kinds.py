@@ -169,4 +169,9 @@ def test_results_of_tables_left_out_of_the_catalog_leave_the_report(source, tmp_
     with environment(BACKUP_CATALOG=str(tmp_path / "catalog.json"), BACKUP_ROOT=str(tmp_path / "backups")):
         backup_partition(KEY, instance)  # the same snapshot folder, re-run with one table fewer
     tables = [r.table for r in load_results(store)]
+    # Its files go too; every other table keeps its own.
+    folder = tmp_path / "backups" / KEY
+    assert sorted(p.name for p in (folder / "tables").iterdir()) == sorted(t.file_stem for t in fewer.tables)
+    assert sorted(p.name for p in (folder / "meta").iterdir()) == sorted(f"{t.file_stem}.json" for t in fewer.tables)
+    assert not (folder / "json" / "marker.json").exists() and (folder / "json" / "constant.json").is_file()
     assert sorted(tables) == ["public.attachment", "public.capital", "public.city", "public.constant", "public.emptied", "public.reading"]

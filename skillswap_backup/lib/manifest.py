@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import checksum
 from .catalog import Catalog, Table
-from .storage import MANIFEST, SnapshotStore
+from .storage import ENCRYPTED_SUFFIX, MANIFEST, SnapshotStore
 
 MANIFEST_FORMAT = 1
 
@@ -21,6 +21,19 @@ MANIFEST_FORMAT = 1
 def meta_path(table: Table) -> str:
     """What a table's backup wrote (files, rows, checksums), gathered into the manifest."""
     return f"meta/{table.file_stem}.json"
+
+
+def stale_table_files(store: SnapshotStore, catalog: Catalog) -> list[str]:
+    """Table folders and files an earlier run of this partition wrote for tables `catalog` no
+    longer holds (dropped or excluded since): no manifest of this run lists them, so nothing
+    would ever read them."""
+    stems = {t.file_stem for t in catalog.tables}
+    folders = {f"tables/{p.split('/')[1]}" for p in store.list_files("tables")}
+    files = store.list_files("meta") + store.list_files("json")
+    return sorted(
+        [f for f in folders if f.split("/")[1] not in stems]
+        + [f for f in files if f.split("/", 1)[1].removesuffix(ENCRYPTED_SUFFIX).removesuffix(".json") not in stems]
+    )
 
 
 class IncompleteSnapshot(Exception):

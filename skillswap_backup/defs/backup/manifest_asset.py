@@ -34,6 +34,11 @@ def build_manifest_asset(
     def manifest(context: dg.AssetExecutionContext, source: SourceDatabase, storage: BackupStorage) -> dg.MaterializeResult:
         snapshot = source.snapshot()
         store = storage.store(context.partition_key)
+        stale = manifest_lib.stale_table_files(store, catalog)
+        for path in stale:
+            store.remove(path)
+        if stale:
+            context.log.info(f"removed {len(stale)} files of tables no longer in the catalog: {', '.join(stale)}")
         metas, meta_files = {}, []
         for table in catalog.tables:
             stored = meta_path(table)
