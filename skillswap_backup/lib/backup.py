@@ -256,10 +256,10 @@ def _backup_table(conn, reader, table, store, *, snapshot_id, json_plan, checksu
         try:
             for batch in reader.batches(table):
                 if json_out is not None:
-                    if rows == 0:
-                        json_plan.refine_with_sample(pgtypes.table_columns(batch))
-                    # JSON writes stay in order: each waits for the previous one.
                     shown = pgtypes.table_columns(batch)
+                    if rows == 0:
+                        json_plan.refine_with_sample(shown)
+                    # JSON writes stay in order: each waits for the previous one.
                     pending.append(pool.submit(_write_json, json_out, json_plan, shown, pending[-1] if pending else None))
                     if len(pending) > 2:
                         pending.pop(0).result()  # bound the batches in flight
