@@ -14,7 +14,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from skillswap_backup_tests.lifecycle_support import discover, environment
+from skillswap_backup_tests.lifecycle_support import backup_partition, discover, environment
 from skillswap_backup_tests.pgtools import scratch_database
 
 TORTURE_SQL = Path(__file__).with_name("restore_torture.sql")
@@ -94,14 +94,28 @@ def sequence_states(url: str) -> dict[str, tuple[int, bool]]:
 
 
 @contextmanager
-def torture_source(prefix: str, tmp: Path) -> Iterator[str]:
-    """A scratch database holding the type-torture schema, discovered, with the env pointing at it."""
+def sql_source(prefix: str, tmp: Path, script: str) -> Iterator[str]:
+    """A scratch database made by `script`, discovered into `tmp/catalog.json`, with the env
+    pointing at it (snapshots under `tmp/backups`)."""
     with scratch_database(prefix) as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(TORTURE_SQL.read_text())
+            conn.execute(script)
         discover(url, tmp / "catalog.json")
         with environment(DATABASE_URL=url, BACKUP_ROOT=str(tmp / "backups"), BACKUP_CATALOG=str(tmp / "catalog.json")):
             yield url
+
+
+@contextmanager
+def backed_up_source(prefix: str, tmp: Path, script: str, key: str) -> Iterator[tuple[str, dg.DagsterInstance]]:
+    """`sql_source`, backed up once by the real backup job (checks included) as partition `key`."""
+    with sql_source(prefix, tmp, script) as url, dg.instance_for_test() as instance:
+        backup_partition(key, instance)
+        yield url, instance
+
+
+def torture_source(prefix: str, tmp: Path):
+    """A scratch database holding the type-torture schema (see `sql_source`)."""
+    return sql_source(prefix, tmp, TORTURE_SQL.read_text())
 
 
 def backup_snapshot(key: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

@@ -18,13 +18,19 @@ from skillswap_backup_tests.security_support import login_role, security_source,
 KEY = "2026-05-17"
 
 
+def _grant_connect(conn: psycopg.Connection, url: str, role: str) -> sql.Identifier:
+    """CONNECT on the source for `role` (the tests then grant pg_read_all_data, PostgreSQL 14+)."""
+    if conn.info.server_version < 140000:
+        pytest.skip("pg_read_all_data exists from PostgreSQL 14")
+    ident = sql.Identifier(role)
+    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database_name(url)), ident))
+    return ident
+
+
 def test_a_pg_read_all_data_role_backs_up_every_asset(tmp_path):
     with login_role("readall") as (role, password), security_source("ssb_test_sec_readall", tmp_path) as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            if conn.info.server_version < 140000:
-                pytest.skip("pg_read_all_data exists from PostgreSQL 14")
-            ident = sql.Identifier(role)
-            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database_name(url)), ident))
+            ident = _grant_connect(conn, url, role)
             readable = "SELECT has_table_privilege(%s, 'drizzle.__drizzle_migrations', 'SELECT')"
             assert conn.execute(readable, (role,)).fetchone()[0] is False  # nothing but CONNECT so far
             conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(ident))
@@ -46,11 +52,7 @@ def test_rows_hidden_by_row_level_security_fail_the_backup_instead_of_going_miss
     show that role no row at all; the backup must fail (as pg_dump does), never store 0 rows."""
     with login_role("rls") as (role, password), security_source("ssb_test_sec_rls", tmp_path) as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            if conn.info.server_version < 140000:
-                pytest.skip("pg_read_all_data exists from PostgreSQL 14")
-            ident = sql.Identifier(role)
-            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database_name(url)), ident))
-            conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(ident))
+            conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(_grant_connect(conn, url, role)))
             conn.execute("ALTER TABLE skills ENABLE ROW LEVEL SECURITY")
             conn.execute("CREATE POLICY skills_of_the_app ON skills USING (current_user = 'skillswap_app')")
         with environment(DATABASE_URL=url_as(url, role, password)), dg.instance_for_test() as instance:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import dagster as dg
 import psycopg
 import pytest
 from psycopg import sql
@@ -21,9 +20,9 @@ from psycopg import sql
 from skillswap_backup.lib.catalog import load_catalog, save_catalog
 from skillswap_backup.lib.quality.publish import load_results
 from skillswap_backup.lib.storage import SnapshotStore
-from skillswap_backup_tests.lifecycle_support import backup_partition, copy_snapshot, discover, environment, step_failures
+from skillswap_backup_tests.lifecycle_support import backup_partition, copy_snapshot, environment, step_failures
 from skillswap_backup_tests.pgtools import scratch_database
-from skillswap_backup_tests.restore_support import failure_messages, report_of, restore_run
+from skillswap_backup_tests.restore_support import backed_up_source, failure_messages, report_of, restore_run
 
 KEY = "2026-11-22"
 
@@ -76,14 +75,8 @@ def physical_rows(url: str) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kinds")
-    with scratch_database("ssb_test_kinds_src") as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(SOURCE_SQL)
-        discover(url, tmp / "catalog.json")
-        env = {"DATABASE_URL": url, "BACKUP_ROOT": str(tmp / "backups"), "BACKUP_CATALOG": str(tmp / "catalog.json")}
-        with environment(**env), dg.instance_for_test() as instance:
-            backup_partition(KEY, instance)
-            yield url, tmp, instance
+    with backed_up_source("ssb_test_kinds_src", tmp, SOURCE_SQL, KEY) as (url, instance):
+        yield url, tmp, instance
 
 
 def test_catalog_holds_the_partitioned_root_and_both_inheritance_tables(source):

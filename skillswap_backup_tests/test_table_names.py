@@ -6,17 +6,13 @@ restore), and no name may write outside its own place in the snapshot folder.
 
 from __future__ import annotations
 
-import dagster as dg
-import psycopg
 import pytest
-from psycopg import sql
 
 from skillswap_backup.lib.catalog import load_catalog
 from skillswap_backup.lib.quality.publish import load_results
 from skillswap_backup.lib.storage import SnapshotStore
-from skillswap_backup_tests.lifecycle_support import backup_partition, discover, environment
 from skillswap_backup_tests.pgtools import scratch_database
-from skillswap_backup_tests.restore_support import failure_messages, report_of, restore_run
+from skillswap_backup_tests.restore_support import backed_up_source, failure_messages, report_of, restore_run, rows_as_text
 
 KEY = "2026-11-22"
 
@@ -33,30 +29,18 @@ INSERT INTO "../escape" VALUES (5), (6), (7);
 CREATE TABLE "100%" (id int);
 INSERT INTO "100%" VALUES (8);
 """
-TABLES = [("public", "x.y"), ("x", "y"), ("public", "a/b"), ("public", "../escape"), ("public", "100%")]
+TABLES = ["public.x.y", "x.y", "public.a/b", "public.../escape", "public.100%"]  # schema, then the table's name
 
 
-def rows(url: str) -> dict[tuple[str, str], list[str]]:
-    with psycopg.connect(url) as conn:
-        return {
-            (schema, name): sorted(
-                r[0] for r in conn.execute(sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(schema, name))).fetchall()
-            )
-            for schema, name in TABLES
-        }
+def rows(url: str) -> dict[str, list[str]]:
+    return {qualified: rows_as_text(url, qualified) for qualified in TABLES}
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("names")
-    with scratch_database("ssb_test_names_src") as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(SOURCE_SQL)
-        discover(url, tmp / "catalog.json")
-        env = {"DATABASE_URL": url, "BACKUP_ROOT": str(tmp / "backups"), "BACKUP_CATALOG": str(tmp / "catalog.json")}
-        with environment(**env), dg.instance_for_test() as instance:
-            backup_partition(KEY, instance)
-            yield url, tmp, instance
+    with backed_up_source("ssb_test_names_src", tmp, SOURCE_SQL, KEY) as (url, instance):
+        yield url, tmp, instance
 
 
 def test_every_table_has_files_of_its_own_inside_the_snapshot(source):
@@ -85,5 +69,5 @@ def test_restore_gives_each_table_its_own_rows(source):
         assert report_of(result)["ok"]
         restored = rows(target)
         assert restored == rows(url)
-        assert restored[("x", "y")] == ["(2,\"table y of schema x\")", "(3,\"table y of schema x\")"]
-        assert restored[("public", "x.y")] == ["(1,\"public table named x.y\")"]
+        assert restored["x.y"] == ["(2,\"table y of schema x\")", "(3,\"table y of schema x\")"]
+        assert restored["public.x.y"] == ["(1,\"public table named x.y\")"]
