@@ -106,3 +106,26 @@ def test_unwritable_backup_root(demo, tmp_path):
 
 def test_missing_database_url(tmp_path):
     assert_one_line_error(run_cli("backup", env={"DAGSTER_HOME": str(tmp_path)}), "DATABASE_URL is not set")
+
+
+def test_a_second_run_of_the_same_partition_is_refused_while_one_is_in_progress(demo, tmp_path):
+    url, env = demo
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # its queue limits one run per partition
+    with scratch_database("ssb_test_dagster") as instance_url:
+        env = {**env, "DAGSTER_PG_URL": instance_url.replace("postgresql://", "postgresql+psycopg2://")}
+        with environment(DAGSTER_PG_URL=env["DAGSTER_PG_URL"], DAGSTER_HOME=str(home)), dg.DagsterInstance.get() as instance:
+            limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+            assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+            # A run of that week launched elsewhere (the schedule, the UI) and still running.
+            busy = instance.add_run(dg.DagsterRun(job_name="backup", status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "2026-11-22"}))
+            line = assert_one_line_error(run_cli("backup", "--partition", "2026-11-22", env=env), busy.run_id, "still started")
+            assert "wait for it to end" in line
+            assert not (tmp_path / "backups" / "2026-11-22" / "tables").exists()  # nothing was read or written
+            # Another week is not held back, and once the run has ended the week can be backed up.
+            assert run_cli("backup", "--partition", "2026-11-15", env=env).returncode == 0
+            instance.report_run_failed(busy)
+            again = run_cli("backup", "--partition", "2026-11-22", env=env)
+            assert again.returncode == 0, again.stderr[-3000:]
+            assert (tmp_path / "backups" / "2026-11-22" / "manifest.json").is_file()

@@ -5,6 +5,11 @@ A CLI run executes inside the CLI's own process. When that process is killed (SI
 terminal, an OOM kill), nothing is left to record the end of the run, and the UI would show it
 as running forever: every launch first marks such orphans failed, found by the host and pid
 tags each CLI run carries.
+
+Two runs of one partition at a time would write one snapshot folder together (the later one's
+manifest would refuse tables read in the other's snapshot, or list files the other replaced):
+the CLI refuses to start while one is in progress, and the instance's queue (dagster.yaml)
+holds a second one back for the UI, schedules and sensors.
 """
 
 from __future__ import annotations
@@ -67,9 +72,27 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
     return reaped
 
 
+_IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+]
+
+
+def refuse_if_partition_busy(instance: dg.DagsterInstance, partition_key: str) -> None:
+    """One line, and no run, when another run of `partition_key` has not ended."""
+    busy = instance.get_runs(filters=dg.RunsFilter(statuses=_IN_PROGRESS, tags={"dagster/partition": partition_key}), limit=1)
+    if busy:
+        run = busy[0]
+        raise CommandFailed(
+            f"run {run.run_id} ({run.job_name}) of snapshot {partition_key} is still {run.status.value.lower()}; "
+            "wait for it to end, or terminate it in the Dagster UI, then run this again"
+        )
+
+
 def launch(job_name: str, *, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict | None = None, what: str) -> dg.ExecuteJobResult:
     for run_id in fail_orphaned_runs(instance):
         print(f"marked run {run_id} failed: the skillswap-backup process running it was killed")
+    if "dagster/partition" in tags:
+        refuse_if_partition_busy(instance, tags["dagster/partition"])
     config = {"loggers": {"cli": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     result = dg.execute_job(
         dg.build_reconstructable_job("skillswap_backup.definitions", "job", reconstructable_args=(job_name,)),
