@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from skillswap_backup.lib import dumps, pg
 from skillswap_backup.lib.catalog import load_catalog, save_catalog
 from skillswap_backup.lib.quality.publish import load_results
 from skillswap_backup.lib.storage import SnapshotStore
 from skillswap_backup_tests.lifecycle_support import backup_partition, copy_snapshot, environment, step_failures
-from skillswap_backup_tests.pgtools import scratch_database
+from skillswap_backup_tests.pgtools import database_name, scratch_database
 from skillswap_backup_tests.restore_support import backed_up_source, failure_messages, report_of, restore_run
 
 KEY = "2026-11-22"
@@ -135,6 +137,36 @@ def test_restore_puts_every_row_back_into_the_table_that_held_it(source):
             assert conn.execute(LARGE_OBJECTS).fetchall() == [(1, b"first file"), (2, b"\x00\xff\x00")]
         with psycopg.connect(url) as conn:
             assert conn.execute(LARGE_OBJECTS).fetchall() == [(1, b"first file"), (2, b"\x00\xff\x00")]
+
+
+def test_data_only_restore_into_tables_the_app_created(source):
+    url, tmp, instance = source
+    with scratch_database("ssb_test_kinds_data") as target:
+        # The app's migrations made the schema (here: pg_restore of the snapshot's schema dump).
+        with pg.libpq_env(target) as env:
+            subprocess.run(["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={database_name(target)}",
+                            str(tmp / "backups" / KEY / dumps.SCHEMA_DUMP)], env=env, check=True, capture_output=True)
+        result = restore_run(instance, target, mode="data-only")
+        assert result.success, failure_messages(result)
+        assert report_of(result)["ok"]
+        assert physical_rows(target) == physical_rows(url)
+        with psycopg.connect(target) as conn:
+            assert conn.execute("SELECT year, n FROM yearly ORDER BY 1").fetchall() == [(2025, 1), (2026, 3)]
+            assert conn.execute(LARGE_OBJECTS).fetchall() == [(1, b"first file"), (2, b"\x00\xff\x00")]
+        # Again: refused (the tables hold data, the large objects exist) until --clean, which empties
+        # every table (ONLY its own rows), replaces the large objects, and doubles nothing.
+        refused = restore_run(instance, target, mode="data-only")
+        assert not refused.success and "already holds data" in failure_messages(refused)[0]
+        again = restore_run(instance, target, mode="data-only", clean=True)
+        assert again.success, failure_messages(again)
+        assert physical_rows(target) == physical_rows(url)
+        # Tables emptied by hand but the large objects still there: refused by oid, not duplicated.
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("TRUNCATE city, capital, reading, marker, emptied, constant, attachment")
+        lingering = restore_run(instance, target, mode="data-only")
+        assert not lingering.success
+        assert "already has large objects with the snapshot's oids" in failure_messages(lingering)[0]
+        assert "--clean" in failure_messages(lingering)[0]
 
 
 def test_backup_refuses_a_catalog_that_does_not_know_a_table_is_partitioned(source, tmp_path):

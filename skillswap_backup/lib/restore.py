@@ -728,7 +728,8 @@ def restore_large_objects(store: SnapshotStore, manifest: dict, target_url: str,
 
     They belong to no table, so no Parquet file holds them; the schema map records how many the
     source had, and a restore from Parquet would otherwise leave every oid column pointing at
-    nothing. Snapshots taken before the count was recorded restore none, as before."""
+    nothing. Snapshots taken before the count was recorded restore none, as before. Large objects
+    of the same oids already in the target are refused by name, or replaced with `clean`."""
     if not stored_path(manifest, dumps.SCHEMA_OBJECTS):
         return 0
     expected = schema_objects_of(store, manifest).get("large_objects", 0)
@@ -738,12 +739,28 @@ def restore_large_objects(store: SnapshotStore, manifest: dict, target_url: str,
     with tempfile.TemporaryDirectory(prefix="skillswap-restore-") as tmp, pg.libpq_env(target_url) as env:
         with store.reader(stored) as head:
             wanted = [e for e in subprocess_list(head, env) if e.text.startswith(_LARGE_OBJECT_ENTRIES)]
+        if not plan.clean:
+            _refuse_existing_large_objects(target_url, [e.oid for e in wanted if e.text.startswith("BLOB ")])
         listing = pgdump.write_toc_list(wanted, Path(tmp) / "large-objects.list")
         args = [*_restore_args(_dbname(target_url)), "--single-transaction", f"--use-list={listing}"]
+        if plan.clean:
+            args += ["--clean", "--if-exists"]  # pg_restore unlinks each one first
         with store.reader(stored) as source:
             pgdump.run_restore(args, env, source=pgdump.iter_chunks(source), what="large objects from the full dump")
     log(f"large objects: {expected} restored from the full dump")
     return expected
+
+
+def _refuse_existing_large_objects(target_url: str, oids: list[int]) -> None:
+    with pg.connect(target_url, purpose="restore target") as conn:
+        taken = [r[0] for r in conn.execute(
+            "SELECT oid FROM pg_largeobject_metadata WHERE oid = ANY(%s::oid[]) ORDER BY 1 LIMIT 5", (oids,)
+        ).fetchall()]
+    if taken:
+        raise RestoreError(
+            f"the target already has large objects with the snapshot's oids ({', '.join(map(str, taken))}"
+            f"{', …' if len(taken) == 5 else ''}); restore with --clean to replace them"
+        )
 
 
 # ---- the full pg_dump --------------------------------------------------------------------------
