@@ -14,8 +14,9 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from skillswap_backup.lib import dumps, pg
 from skillswap_backup_tests.lifecycle_support import backup_partition, discover, environment
-from skillswap_backup_tests.pgtools import scratch_database
+from skillswap_backup_tests.pgtools import database_name, scratch_database
 
 TORTURE_SQL = Path(__file__).with_name("restore_torture.sql")
 REPO = Path(__file__).resolve().parents[1]
@@ -129,6 +130,13 @@ def backup_snapshot(key: str, instance: dg.DagsterInstance) -> dg.ExecuteInProce
     if not result.success:
         raise AssertionError(f"backup of {key} failed: " + "; ".join(failure_messages(result)))
     return result
+
+
+def create_schema_as_the_app_would(target_url: str, snapshot_folder: Path) -> None:
+    """The app's migrations made the schema (here: pg_restore of the snapshot's schema dump)."""
+    with pg.libpq_env(target_url) as env:
+        subprocess.run(["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={database_name(target_url)}",
+                        str(snapshot_folder / dumps.SCHEMA_DUMP)], env=env, check=True, capture_output=True)
 
 
 def restore_run(instance: dg.DagsterInstance, target_url: str, **config) -> dg.ExecuteInProcessResult:

@@ -15,13 +15,14 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from skillswap_backup.lib import dumps, pg
+from skillswap_backup.lib import dumps
 from skillswap_backup.lib.catalog import load_catalog
 from skillswap_backup.lib.manifest import read_manifest
 from skillswap_backup.lib.storage import SnapshotStore
 from skillswap_backup_tests.pgtools import admin_url, database_name, scratch_database
 from skillswap_backup_tests.restore_support import (
     backup_snapshot,
+    create_schema_as_the_app_would,
     failure_messages,
     report_of,
     restore_run,
@@ -185,10 +186,7 @@ def test_an_unrelated_schema_in_the_target_is_left_untouched(torture):
 def test_data_only_loads_into_tables_the_app_created(torture):
     source, tmp, catalog, instance = torture
     with scratch_database("ssb_test_rt_data") as target:
-        # The app's migrations created the schema (here: pg_restore of the snapshot's schema dump).
-        with pg.libpq_env(target) as env:
-            subprocess.run(["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={database_name(target)}",
-                            str(tmp / "backups" / KEY / dumps.SCHEMA_DUMP)], env=env, check=True, capture_output=True)
+        create_schema_as_the_app_would(target, tmp / "backups" / KEY)
         result = restore_run(instance, target, mode="data-only")
         assert result.success, failure_messages(result)
         report = report_of(result)

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from skillswap_backup.lib import dumps, pg
 from skillswap_backup.lib.catalog import load_catalog, save_catalog
 from skillswap_backup.lib.quality.publish import load_results
 from skillswap_backup.lib.storage import SnapshotStore
 from skillswap_backup_tests.lifecycle_support import backup_partition, copy_snapshot, environment, step_failures
-from skillswap_backup_tests.pgtools import database_name, scratch_database
-from skillswap_backup_tests.restore_support import backed_up_source, failure_messages, report_of, restore_run
+from skillswap_backup_tests.pgtools import scratch_database
+from skillswap_backup_tests.restore_support import (
+    backed_up_source,
+    create_schema_as_the_app_would,
+    failure_messages,
+    report_of,
+    restore_run,
+)
 
 KEY = "2026-11-22"
 
@@ -142,10 +146,7 @@ def test_restore_puts_every_row_back_into_the_table_that_held_it(source):
 def test_data_only_restore_into_tables_the_app_created(source):
     url, tmp, instance = source
     with scratch_database("ssb_test_kinds_data") as target:
-        # The app's migrations made the schema (here: pg_restore of the snapshot's schema dump).
-        with pg.libpq_env(target) as env:
-            subprocess.run(["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", f"--dbname={database_name(target)}",
-                            str(tmp / "backups" / KEY / dumps.SCHEMA_DUMP)], env=env, check=True, capture_output=True)
+        create_schema_as_the_app_would(target, tmp / "backups" / KEY)
         result = restore_run(instance, target, mode="data-only")
         assert result.success, failure_messages(result)
         assert report_of(result)["ok"]
