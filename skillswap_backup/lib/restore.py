@@ -729,24 +729,21 @@ def restore_large_objects(store: SnapshotStore, manifest: dict, target_url: str,
     They belong to no table, so no Parquet file holds them; the schema map records how many the
     source had, and a restore from Parquet would otherwise leave every oid column pointing at
     nothing. Snapshots taken before the count was recorded restore none, as before. Large objects
-    of the same oids already in the target are refused by name, or replaced with `clean`."""
+    of the same oids already in the target are refused by oid, or replaced with `clean`."""
     if not stored_path(manifest, dumps.SCHEMA_OBJECTS):
         return 0
     expected = schema_objects_of(store, manifest).get("large_objects", 0)
     if not expected:
         return 0
     stored = _require_file(manifest, dumps.FULL_DUMP, "full pg_dump (it holds the large objects)")
-    with tempfile.TemporaryDirectory(prefix="skillswap-restore-") as tmp, pg.libpq_env(target_url) as env:
-        with store.reader(stored) as head:
-            wanted = [e for e in subprocess_list(head, env) if e.text.startswith(_LARGE_OBJECT_ENTRIES)]
-        if not plan.clean:
+
+    def large_objects(listed: list[pgdump.TocEntry]) -> list[pgdump.TocEntry]:
+        wanted = [e for e in listed if e.text.startswith(_LARGE_OBJECT_ENTRIES)]
+        if not plan.clean:  # with clean, pg_restore unlinks each one first
             _refuse_existing_large_objects(target_url, [e.oid for e in wanted if e.text.startswith("BLOB ")])
-        listing = pgdump.write_toc_list(wanted, Path(tmp) / "large-objects.list")
-        args = [*_restore_args(_dbname(target_url)), "--single-transaction", f"--use-list={listing}"]
-        if plan.clean:
-            args += ["--clean", "--if-exists"]  # pg_restore unlinks each one first
-        with store.reader(stored) as source:
-            pgdump.run_restore(args, env, source=pgdump.iter_chunks(source), what="large objects from the full dump")
+        return wanted
+
+    _restore_from_full_dump(store, stored, target_url, choose=large_objects, clean=plan.clean, what="large objects from the full dump")
     log(f"large objects: {expected} restored from the full dump")
     return expected
 
@@ -775,23 +772,34 @@ def restore_dump(store: SnapshotStore, manifest: dict, target_url: str, plan: Re
         entries = schema_objects.load_entries(schema_objects_of(store, manifest))
     with pg.connect(target_url, purpose="restore target", autocommit=True) as conn:
         _create_extensions(conn, entries, plan)
-    with tempfile.TemporaryDirectory(prefix="skillswap-restore-") as tmp, pg.libpq_env(target_url) as env:
-        # The dump's table of contents (read from the head of the stream), minus extensions (made
-        # above, or by the provider; --clean must not drop them) and what a managed provider
-        # refuses: comments on extensions someone else owns, and ACLs.
-        with store.reader(stored) as head:
-            listed = subprocess_list(head, env)
-        dropped = ("EXTENSION ", "COMMENT - EXTENSION ", "ACL ", "DEFAULT ACL ") if entries else ("COMMENT - EXTENSION ", "ACL ", "DEFAULT ACL ")
-        keep = [e for e in listed if not e.text.startswith(dropped)]
-        listing = pgdump.write_toc_list(keep, Path(tmp) / "full.list")
-        args = [*_restore_args(_dbname(target_url)), "--single-transaction", f"--use-list={listing}"]
-        if plan.clean:
-            args += ["--clean", "--if-exists"]
-        with store.reader(stored) as source:
-            pgdump.run_restore(args, env, source=pgdump.iter_chunks(source), what="full dump")
+    # Every entry but extensions (made above, or by the provider; --clean must not drop them) and
+    # what a managed provider refuses: comments on extensions someone else owns, and ACLs.
+    dropped = ("EXTENSION ", "COMMENT - EXTENSION ", "ACL ", "DEFAULT ACL ") if entries else ("COMMENT - EXTENSION ", "ACL ", "DEFAULT ACL ")
+    _restore_from_full_dump(
+        store, stored, target_url, choose=lambda listed: [e for e in listed if not e.text.startswith(dropped)],
+        clean=plan.clean, what="full dump",
+    )
     seconds = round(time.monotonic() - started, 3)
     log(f"pg_restore of the full dump finished in {seconds}s")
     return seconds
+
+
+def _restore_from_full_dump(
+    store: SnapshotStore, stored: str, target_url: str, *,
+    choose: Callable[[list[pgdump.TocEntry]], list[pgdump.TocEntry]], clean: bool, what: str,
+) -> None:
+    """pg_restore, in one transaction, of the entries `choose` keeps of the dump's table of
+    contents (read from the head of the stream); the dump is streamed from storage, never held
+    in memory or left decrypted on disk. `clean` drops each restored object first."""
+    with tempfile.TemporaryDirectory(prefix="skillswap-restore-") as tmp, pg.libpq_env(target_url) as env:
+        with store.reader(stored) as head:
+            chosen = choose(subprocess_list(head, env))
+        listing = pgdump.write_toc_list(chosen, Path(tmp) / "full.list")
+        args = [*_restore_args(_dbname(target_url)), "--single-transaction", f"--use-list={listing}"]
+        if clean:
+            args += ["--clean", "--if-exists"]
+        with store.reader(stored) as source:
+            pgdump.run_restore(args, env, source=pgdump.iter_chunks(source), what=what)
 
 
 def subprocess_list(handle, env: dict[str, str]) -> list[pgdump.TocEntry]:
