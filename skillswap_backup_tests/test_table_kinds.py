@@ -1,11 +1,13 @@
 """What is not a plain table of columns: inheritance, partitions, tables without columns,
-materialized views, large objects.
+materialized views, large objects, foreign tables.
 
 Each must come back from a backup and restore with exactly its own rows: an inheritance parent
 without its children's rows (they are tables of their own), a partitioned table with its rows in
 the same partitions, a table without columns (or with only a generated one) with its row count,
-a materialized view populated as it was in the source, large objects with their contents. Rows are compared as PostgreSQL prints
-them, with the table that physically holds each row.
+a materialized view populated as it was in the source, large objects with their contents, a
+foreign table (whose rows live elsewhere and are not backed up, as with pg_dump) with its
+definition and a view over it. Rows are compared as PostgreSQL prints them, with the table that
+physically holds each row.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ CREATE MATERIALIZED VIEW city_names AS SELECT name FROM city WITH NO DATA;
 
 CREATE TABLE attachment (id int PRIMARY KEY, content oid NOT NULL);
 INSERT INTO attachment VALUES (1, lo_from_bytea(0, 'first file')), (2, lo_from_bytea(0, '\\x00ff00'::bytea));
+
+CREATE EXTENSION postgres_fdw;
+CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'ssb_test_kinds_nowhere');
+CREATE FOREIGN TABLE remote_city (id int NOT NULL, name text) SERVER elsewhere OPTIONS (table_name 'city');
+COMMENT ON FOREIGN TABLE remote_city IS 'rows live on another server';
+CREATE VIEW every_city AS SELECT id, name FROM city UNION ALL SELECT id, name FROM remote_city;
 """
 
 # Every table holding rows, partitions included, each row with the table it physically lives in.
@@ -66,6 +74,10 @@ PHYSICAL_TABLES = [
     "city", "capital", "reading_2025", "reading_2026_odd", "reading_2026_rest", "marker", "emptied", "constant", "attachment",
 ]
 LARGE_OBJECTS = "SELECT a.id, lo_get(a.content) FROM attachment a ORDER BY 1"
+FOREIGN_TABLE = """
+SELECT c.relname, s.srvname, f.ftoptions, obj_description(c.oid, 'pg_class')
+FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid JOIN pg_foreign_server s ON s.oid = f.ftserver
+"""
 
 
 def physical_rows(url: str) -> dict[str, list[str]]:
@@ -139,6 +151,11 @@ def test_restore_puts_every_row_back_into_the_table_that_held_it(source):
             assert populated == [("busiest", True), ("city_names", False), ("yearly", True)]
             # Large objects came back from the full dump, under the oids the rows point at.
             assert conn.execute(LARGE_OBJECTS).fetchall() == [(1, b"first file"), (2, b"\x00\xff\x00")]
+            # The foreign table is recreated as it was defined (no rows of it were read), with the view over it.
+            assert conn.execute(FOREIGN_TABLE).fetchall() == [
+                ("remote_city", "elsewhere", ["table_name=city"], "rows live on another server"),
+            ]
+            assert "remote_city" in conn.execute("SELECT pg_get_viewdef('every_city'::regclass)").fetchone()[0]
         with psycopg.connect(url) as conn:
             assert conn.execute(LARGE_OBJECTS).fetchall() == [(1, b"first file"), (2, b"\x00\xff\x00")]
 

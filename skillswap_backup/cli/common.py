@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..lib import pg, settings
 from ..lib.catalog import Catalog, load_catalog, save_catalog
-from ..lib.discover import load_tier_policy, reflect
+from ..lib.discover import foreign_tables, load_tier_policy, reflect
 
 
 def add_source_args(parser) -> None:
@@ -72,7 +72,14 @@ def discover_catalog(url: str, include: list[str] | None = None, exclude: list[s
             include=include if include is not None else settings.split_list(os.environ.get("BACKUP_INCLUDE")),
             exclude=exclude if exclude is not None else settings.split_list(os.environ.get("BACKUP_EXCLUDE")),
         )
+        outside = foreign_tables(conn)
     save_catalog(catalog, settings.catalog_path())
+    if outside:
+        shown = ", ".join(outside[:5]) + (" …" if len(outside) > 5 else "")
+        print(
+            f"not backed up: {len(outside)} foreign table(s) ({shown}); their rows live outside this database "
+            "(as pg_dump leaves them), their definitions are in the schema dump and restored"
+        )
     return catalog
 
 

@@ -23,6 +23,17 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY n.nspname, c.relname
 """
 
+# Foreign tables are not read, as pg_dump leaves them (its --include-foreign-data is off by default):
+# their rows live on another server or in a file, which may be unreachable or huge.
+_FOREIGN_TABLES_SQL = """
+SELECT n.nspname || '.' || c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'f'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1
+"""
+
 _COLUMNS_SQL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod),
        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
@@ -100,6 +111,12 @@ def _selected(qualified: str, include: list[str], exclude: list[str]) -> bool:
 
 def _quote_ident(conn: psycopg.Connection, name: str) -> str:
     return conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()[0]
+
+
+def foreign_tables(conn: psycopg.Connection) -> list[str]:
+    """Qualified names of the foreign tables: their definitions are in the schema dump (and
+    restored), their rows are not backed up."""
+    return [row[0] for row in conn.execute(_FOREIGN_TABLES_SQL).fetchall()]
 
 
 def reflect(

@@ -22,8 +22,10 @@ from .pgdump import TocEntry
 OBJECTS_FORMAT = 1
 
 # Objects are walked through pg_depend, through a view's rewrite rules, and across views; the
-# tables reached (relkind r/p/f) are the ones the object is attached to. A partition (and what is
+# tables reached (relkind r/p) are the ones the object is attached to. A partition (and what is
 # attached to it) belongs to its partitioned root, the catalog table its rows are restored into.
+# A foreign table is no such table: its rows live elsewhere and are never backed up (as with
+# pg_dump), so it and what is attached to it are shared schema objects, recreated like a view.
 _ATTACHED_SQL = """
 WITH RECURSIVE walk(id, classid, objid, start) AS (
     SELECT id, classid, objid, true FROM unnest(%(ids)s::int[], %(classids)s::oid[], %(objids)s::oid[]) AS e(id, classid, objid)
@@ -43,7 +45,7 @@ WITH RECURSIVE walk(id, classid, objid, start) AS (
 )
 SELECT w.id, coalesce(array_agg(DISTINCT n.nspname || '.' || r.relname) FILTER (WHERE c.oid IS NOT NULL), '{}')
 FROM walk w
-LEFT JOIN pg_class c ON w.classid = 'pg_class'::regclass AND c.oid = w.objid AND c.relkind IN ('r', 'p', 'f')
+LEFT JOIN pg_class c ON w.classid = 'pg_class'::regclass AND c.oid = w.objid AND c.relkind IN ('r', 'p')
 LEFT JOIN pg_class r ON r.oid = CASE WHEN c.relispartition THEN pg_partition_root(c.oid) ELSE c.oid END
 LEFT JOIN pg_namespace n ON n.oid = r.relnamespace
 GROUP BY w.id
@@ -76,7 +78,7 @@ CROSS JOIN LATERAL (
     UNION ALL SELECT k.conrelid FROM pg_constraint k WHERE u.classid = 'pg_constraint'::regclass AND k.oid = u.objid
     UNION ALL SELECT i.indrelid FROM pg_index i WHERE u.classid = 'pg_class'::regclass AND i.indexrelid = u.objid
 ) owner(rel)
-JOIN pg_class c ON c.oid = owner.rel AND c.relkind IN ('r', 'p', 'f')
+JOIN pg_class c ON c.oid = owner.rel AND c.relkind IN ('r', 'p')
 JOIN pg_class r ON r.oid = CASE WHEN c.relispartition THEN pg_partition_root(c.oid) ELSE c.oid END
 JOIN pg_namespace n ON n.oid = r.relnamespace
 GROUP BY u.id
