@@ -141,3 +141,15 @@ def test_a_table_without_columns_keeps_its_rows_in_parquet_and_a_real_column_is_
     lookalike = Table(schema="public", name="t", columns=(Column(pgtypes.ROWS_PLACEHOLDER, "text", "text", "b", False, False),))
     batch = pa.RecordBatch.from_arrays([pa.array(["kept"])], schema=pgtypes.arrow_schema(lookalike))
     assert pgtypes.table_columns(batch).to_pylist() == [{pgtypes.ROWS_PLACEHOLDER: "kept"}]
+
+
+def test_bytea_text_is_what_postgresql_prints_for_long_values_many_values_and_slices(conn):
+    # Longer than one encoding chunk, a run of small values encoded together, NULLs, and slices.
+    values = [b"", None, bytes(range(256)), b"\x5c" * (pgtypes._HEX_CHUNK + 3), *(bytes([i % 256]) * i for i in range(1, 300)), None]
+    expected = [
+        row[0] for row in conn.execute("SELECT v::text FROM unnest(%s::bytea[]) WITH ORDINALITY u(v, n) ORDER BY n", (values,))
+    ]
+    array = pa.array(values, pa.binary())
+    assert pgtypes.bytea_text(array).to_pylist() == expected
+    assert pgtypes.bytea_text(array.slice(2, 6)).to_pylist() == expected[2:8]
+    assert pgtypes.bytea_text(pa.array(values, pa.large_binary())).to_pylist() == expected

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -32,6 +33,7 @@ from .table_reader import SnapshotReader
 
 PART_BYTES = 64 * 1024 * 1024  # roll to a new Parquet part past this many bytes
 JSON_PREVIEW_ROWS = 5
+PREVIEW_VALUE_LENGTH = 200  # characters (bytes of bytea) of a value a preview shows
 
 
 class SnapshotLost(Exception):
@@ -139,6 +141,10 @@ class _CountingWriter:
         pass
 
 
+def _fixed_width(type_: pa.DataType) -> bool:
+    return pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_boolean(type_) or pa.types.is_temporal(type_)
+
+
 class _PartWriter:
     """Parquet parts of bounded size: part-00000.parquet, part-00001.parquet, …"""
 
@@ -155,7 +161,13 @@ class _PartWriter:
         # No dictionary pages: building a dictionary per column chunk is half of the writer's
         # time, and zstd finds the repeats anyway. On the 2M-row bench tables: skills 0.14 ->
         # 0.07 CPU-s and 7.3 -> 4.4 MB, users 0.17 -> 0.12 s and 10.0 -> 9.3 MB.
-        writer = pq.ParquetWriter(sink, self.schema, compression="zstd", use_dictionary=False)
+        # Min/max statistics only for fixed-width columns: for text and bytea the writer copies
+        # the extreme values of every page and chunk (one 50 MB bytea value: ~300 MB more peak
+        # memory), and nothing here filters on them.
+        fixed_width = [f.name for f in self.schema if _fixed_width(f.type)]
+        writer = pq.ParquetWriter(
+            sink, self.schema, compression="zstd", use_dictionary=False, write_statistics=fixed_width or False
+        )
         self._open_part = [context, info, sink, writer, 0]
 
     def _finish_part(self) -> None:
@@ -204,7 +216,8 @@ class _JsonWriter:
         # taken back in finish(), which keeps the file one valid JSON array.
         self._handle.write(b"\n" if self._first else b",\n")
         if len(self.preview) < JSON_PREVIEW_ROWS:
-            self.preview += [json.loads(line) for line in json_export.batch_lines(batch.slice(0, JSON_PREVIEW_ROWS - len(self.preview)))]
+            shown = _shortened(batch.slice(0, JSON_PREVIEW_ROWS - len(self.preview)))
+            self.preview += [json.loads(line) for line in json_export.batch_lines(shown)]
         block = json_export.batch_bytes(batch, ",\n")
         self._handle.write(block[:-2])
         self._first = False
@@ -216,6 +229,19 @@ class _JsonWriter:
 
     def abort(self, error: BaseException) -> None:
         self._context.__exit__(type(error), error, None)
+
+
+def _shortened(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with long text and bytea values cut to their start: a preview shows a few
+    rows, and a row holding one 60 MB value would otherwise be copied whole, several times."""
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_string(column.type):
+            column = pc.utf8_slice_codeunits(column, 0, PREVIEW_VALUE_LENGTH)
+        elif pa.types.is_binary(column.type):
+            column = pc.binary_slice(column, 0, PREVIEW_VALUE_LENGTH)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
 
 
 def backup_table(

@@ -20,6 +20,9 @@ _ESCAPES = [("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "
 _OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
 
+_SCAN_CHUNK = 1 << 22  # bytes compared at a time: the masks stay small however long a value is
+
+
 def _needs_escape(strings: pa.Array) -> bool:
     """Whether any value holds a quote, a backslash or a control character. Vectorised compares
     over the whole value buffer (a sliced array's too: at worst the exact path runs) are ~7x
@@ -28,7 +31,11 @@ def _needs_escape(strings: pa.Array) -> bool:
     if data is None:
         return False
     raw = np.frombuffer(data, dtype=np.uint8)
-    return bool((raw < 0x20).any() or (raw == ord('"')).any() or (raw == ord("\\")).any())
+    for start in range(0, len(raw), _SCAN_CHUNK):
+        part = raw[start : start + _SCAN_CHUNK]
+        if (part < 0x20).any() or (part == ord('"')).any() or (part == ord("\\")).any():
+            return True
+    return False
 
 
 def _escaped(strings: pa.Array) -> pa.Array:
@@ -54,26 +61,26 @@ def _float_text(array: pa.Array) -> pa.Array:
     return text
 
 
-def _strings(array: pa.Array, field: pa.Field) -> pa.Array | None:
-    """The string a JSON string value holds, per value; None for a column of JSON numbers."""
+def _json_strings(array: pa.Array, field: pa.Field) -> pa.Array | None:
+    """The contents of each value's JSON string, escaped; None for a column of JSON numbers."""
     encoding = (field.metadata or {}).get(b"encoding", b"").decode()
     kind = array.type
+    # Dates, times and hex digits hold nothing JSON escapes: no scan over their text.
     if encoding in ("epoch_days", "epoch_us"):
         return pgtypes.temporal_text(array, encoding, "with time zone" in field.metadata[b"pg_base_type"].decode())
     if pa.types.is_binary(kind):
-        return pgtypes.bytea_text(array)
+        return pgtypes.bytea_text(array, prefix="\\\\x")  # PostgreSQL's \x, its backslash escaped
     if pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return None
-    return array.cast(pa.string())
+    return _escaped(array.cast(pa.string()))
 
 
 def _value_parts(array: pa.Array, field: pa.Field) -> tuple[str, pa.Array, str]:
     """(text before, values, text after) of a column's JSON values; a null value is left null
     for the row join to print as `null`."""
-    strings = _strings(array, field)
-    if strings is None:
+    escaped = _json_strings(array, field)
+    if escaped is None:
         return "", _float_text(array) if pa.types.is_floating(array.type) else array.cast(pa.string()), ""
-    escaped = _escaped(strings)
     if escaped.null_count == 0:
         return '"', escaped, '"'  # the quotes join the row's literals: no quoted copy of the column
     return "", pc.binary_join_element_wise('"', escaped, '"', ""), ""
