@@ -37,10 +37,10 @@ from .results import (
 )
 
 
-def validate_snapshot(catalog, reader, *, tables=None, on_table=None) -> list[TableQuality]:
+def validate_snapshot(catalog, reader, *, tables=None, on_table=None, **window_rows) -> list[TableQuality]:
     from .suites import validate_snapshot as run
 
-    return run(catalog, reader, tables=tables, on_table=on_table)
+    return run(catalog, reader, tables=tables, on_table=on_table, **window_rows)
 
 
 def validate_database(catalog, url, *, expected_rows=None, tables=None) -> list[TableQuality]:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from .. import pgtypes
 from ..catalog import Catalog, ForeignKey, Table
-from .plan import TablePlan
+from .plan import Rule, TablePlan
 from .readers import SnapshotReader
 from .results import SAMPLE_LIMIT, plain
 
@@ -54,6 +54,7 @@ class Frame:
     fk_orphans: dict[str, int] = field(default_factory=dict)
     fk_positions: dict[str, list[int]] = field(default_factory=dict)  # FK name -> orphan rows to read back
     row_values: dict[int, dict] = field(default_factory=dict)  # row position -> its values, read back
+    positional: bool = False  # the df holds no keys at all, only the rows' positions (see windows)
 
     def col(self, name: str) -> str:
         """The df column holding table column `name`."""
@@ -61,8 +62,8 @@ class Frame:
 
     @property
     def by_position(self) -> bool:
-        """Offending rows are named by position (their keys are hashed in the df)."""
-        return bool(self.renamed)
+        """Offending rows are named by position (their keys are hashed in the df, or not in it)."""
+        return bool(self.renamed) or self.positional
 
 
 def fk_column_name(fk: ForeignKey) -> str:
@@ -113,7 +114,7 @@ def _codable(type_: pa.DataType) -> bool:
     return _is_textual(type_) or pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
 
 
-def _to_pandas(table: pa.Table):
+def to_pandas(table: pa.Table):
     import pandas as pd
 
     # Nullable pandas dtypes keep integer keys exact (no float64 detour when a column has NULLs).
@@ -131,15 +132,15 @@ def _to_pandas(table: pa.Table):
     return table.to_pandas(types_mapper=mapping.get, self_destruct=True, split_blocks=True)
 
 
-def _batches(reader: SnapshotReader, table: Table, columns: list[str]):
+def stream_batches(reader: SnapshotReader, table: Table, columns: list[str]):
     stream = getattr(reader, "iter_batches", None)
-    return stream(table, columns) if stream else reader.read_columns(table, columns).to_batches()
+    return stream(table, columns) if stream else iter(reader.read_columns(table, columns).to_batches())
 
 
 def _chunks(reader: SnapshotReader, table: Table, column: str, rows: int):
     """(offset, array) for each batch of one column, checked to add up to the table's `rows`."""
     offset = 0
-    for batch in _batches(reader, table, [column]):
+    for batch in stream_batches(reader, table, [column]):
         array = batch.column(0)
         if offset + len(array) > rows:
             raise ValueError(f"{table.qualified}.{column} has more rows than the table's key columns")
@@ -180,7 +181,7 @@ def rows_at(reader: SnapshotReader, table: Table, positions, columns: list[str])
     wanted = sorted(set(positions))
     found: dict[int, dict] = {}
     offset = next_wanted = 0
-    for batch in _batches(reader, table, columns):
+    for batch in stream_batches(reader, table, columns):
         local = []
         while next_wanted < len(wanted) and wanted[next_wanted] < offset + batch.num_rows:
             local.append(wanted[next_wanted] - offset)
@@ -242,6 +243,25 @@ def parent_exists(child: pa.Table, parent: pa.Table) -> np.ndarray:
     return found | any_null
 
 
+def compared_column(rule: Rule, data: pa.Table, extra: dict[str, object], numeric: dict[str, str]) -> str:
+    """The df column a between / in_set rule reads: the column itself, or its values as numbers
+    (added to `extra` once per column, named in `numeric`) when a number is compared with text."""
+    import pandas as pd
+
+    column = rule.columns[0]
+    wants_number = rule.kind == "between" or any(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in rule.value_set
+    )
+    if not (wants_number and _needs_numeric(data.schema.field(column).type)):
+        return column
+    # numeric and other exact types are stored as PostgreSQL text; compare as numbers.
+    name = numeric.get(column)
+    if name is None:
+        name = numeric[column] = f"{column}{NUMBER_SUFFIX}"
+        extra[name] = pd.to_numeric(data.column(column).cast(pa.string()).to_pandas(), errors="coerce")
+    return name
+
+
 def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: Catalog | None) -> Frame:
     import pandas as pd
 
@@ -294,21 +314,7 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
                 picked = data.select(wanted).take(pa.array(shown, type=pa.int64())).to_pylist()
                 fk_samples[fk.name] = [plain(row) for row in picked]
         elif rule.kind in ("between", "in_set") and data is not None:
-            column = rule.columns[0]
-            type_ = data.schema.field(column).type
-            wants_number = rule.kind == "between" or any(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in rule.value_set
-            )
-            if wants_number and _needs_numeric(type_):
-                # numeric and other exact types are stored as PostgreSQL text; compare as numbers.
-                name = numeric.get(column)
-                if name is None:
-                    name = numeric[column] = f"{column}{NUMBER_SUFFIX}"
-                    text = data.column(column).cast(pa.string()).to_pandas()
-                    extra[name] = pd.to_numeric(text, errors="coerce")
-                column_for_rule[index] = name
-            else:
-                column_for_rule[index] = column
+            column_for_rule[index] = compared_column(rule, data, extra, numeric)
         else:
             column_for_rule[index] = rule.columns[0] if rule.columns else ""
 
@@ -319,7 +325,7 @@ def build_frame(table: Table, plan: TablePlan, reader: SnapshotReader, catalog: 
     renamed = {column: f"{column} (hash)" for column in hashed}
     column_for_rule = {i: renamed.get(c, c) for i, c in column_for_rule.items()}
     if data is not None and keep:
-        df = _to_pandas(data.select(keep))
+        df = to_pandas(data.select(keep))
     else:
         df = pd.DataFrame(index=pd.RangeIndex(rows))
     del data

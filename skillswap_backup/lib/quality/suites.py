@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 from ..arrow_memory import arrow_pool
 from ..catalog import Catalog, Table
 from . import plan as plans
+from . import windows
 from .frames import NUMBER_SUFFIX, Frame, as_number, build_frame, rows_at
 from .plan import Rule, TablePlan
 from .readers import PostgresReader, SnapshotReader
@@ -53,13 +56,15 @@ def _expectation(rule: Rule, index: int, column: str, source_rows: int):
     raise ValueError(f"unknown rule kind {rule.kind}")
 
 
-def build_suite(table: Table, plan: TablePlan, source_rows: int, frame: Frame):
-    """The table's ExpectationSuite, over `frame`'s columns (derived and hashed ones included)."""
+def build_suite(table: Table, plan: TablePlan, source_rows: int, frame: Frame, *, kinds: Callable[[str], bool] = lambda kind: True):
+    """The table's ExpectationSuite, over `frame`'s columns (derived and hashed ones included);
+    only the rules whose kind `kinds` accepts."""
     import great_expectations as gx
 
     expectations = [
         _expectation(rule, i, frame.column_for_rule.get(i, frame.col(rule.columns[0]) if rule.columns else ""), source_rows)
         for i, rule in enumerate(plan.rules)
+        if kinds(rule.kind)
     ]
     return gx.ExpectationSuite(
         name=table.qualified,
@@ -183,10 +188,11 @@ class QualityValidator:
     `release_memory=False` for a process that ends after the table (a forked child): returning
     the frame's memory would only cost time (~0.1 s of gc per table)."""
 
-    def __init__(self, catalog: Catalog, *, release_memory: bool = True):
+    def __init__(self, catalog: Catalog, *, release_memory: bool = True, window_rows: int = windows.WINDOW_ROWS):
         self.catalog = catalog
         self.plans = plans.plan_catalog(catalog)
         self.release_memory = release_memory
+        self.window_rows = window_rows
 
     def validate_table(self, table: Table, reader: SnapshotReader) -> TableQuality:
         # Key columns are read, encoded and dropped table after table (≈60 MB less peak RSS on
@@ -200,18 +206,22 @@ class QualityValidator:
         try:
             result.source_rows = reader.source_row_count(table)
             result.rows = reader.row_count(table)
-            frame = build_frame(table, plan, reader, self.catalog)
+            if windows.needed(table, plan, reader, self.catalog, result.rows, window_rows=self.window_rows):
+                frame, gx_result = self._run_windows(table, plan, reader, result.rows, result.source_rows)
+            else:
+                frame = build_frame(table, plan, reader, self.catalog)
         except Exception as error:  # noqa: BLE001 - any read failure becomes a failed, named result
             return failed_result(
                 self.catalog, table, f"{type(error).__name__}: {error}", rows=result.rows, source_rows=result.source_rows
             )
-        big = len(frame.df) >= 100_000 and self.release_memory
-        try:
-            gx_result = self._run(table, plan, frame, result.source_rows)
-        finally:
-            del frame.df
-            if big:
-                _release_memory()  # return a large table's frame before the next one is read
+        if frame.df is not None:
+            big = len(frame.df) >= 100_000 and self.release_memory
+            try:
+                gx_result = self._run(table, plan, frame, result.source_rows)
+            finally:
+                frame.df = None
+                if big:
+                    _release_memory()  # return a large table's frame before the next one is read
         result.gx_result = plain(gx_result.to_json_dict())
         if frame.by_position:
             try:
@@ -221,13 +231,36 @@ class QualityValidator:
         result.families = _fold(plan, frame, gx_result, result)
         return result
 
-    def _run(self, table: Table, plan: TablePlan, frame: Frame, source_rows: int):
+    def _run(self, table: Table, plan: TablePlan, frame: Frame, source_rows: int, **kinds):
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_LIMIT}
         if frame.key_columns and not frame.by_position:
             # The keys name each offending row; a unique rule's own columns show the shared value.
             named = [*frame.key_columns, *(c for r in plan.rules if r.kind in ("unique", "compound_unique") for c in r.columns)]
             result_format["unexpected_index_column_names"] = list(dict.fromkeys(frame.col(c) for c in named))
-        return _run_suite(build_suite(table, plan, source_rows, frame), frame.df, result_format)
+        return _run_suite(build_suite(table, plan, source_rows, frame, **kinds), frame.df, result_format)
+
+    def _run_windows(self, table: Table, plan: TablePlan, reader: SnapshotReader, rows: int, source_rows: int):
+        """(the shared frame, one GX result) for a table validated in windows (see `windows`)."""
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory(prefix="skillswap-checks-") as folder:
+            shared, frames = windows.windowed(
+                table, plan, reader, self.catalog, rows=rows, folder=Path(folder), window_rows=self.window_rows
+            )
+            results = []
+            if any(rule.kind != "row_count" for rule in plan.rules):
+                for frame in frames:
+                    results.append(self._run(table, plan, frame, source_rows, kinds=lambda kind: kind != "row_count"))
+                    frame.df = None
+                    # GX's context holds the window's frame in reference cycles: collected now,
+                    # or the windows pile up until Python's next full collection.
+                    _release_memory()
+        # A frame of no columns: its RangeIndex has the table's row count and holds no rows.
+        counted = self._run(
+            table, plan, Frame(df=pd.DataFrame(index=pd.RangeIndex(rows)), key_columns=[], column_for_rule={}),
+            source_rows, kinds=lambda kind: kind == "row_count",
+        )
+        return shared, windows.merged(results, counted)
 
 
 def failed_result(
@@ -389,9 +422,11 @@ def validate_snapshot(
     *,
     tables: Iterable[str] | None = None,
     on_table: Callable[[TableQuality], None] | None = None,
+    window_rows: int = windows.WINDOW_ROWS,
 ) -> list[TableQuality]:
-    """Validate every table (or the named ones) of one snapshot, one table at a time."""
-    validator = QualityValidator(catalog)
+    """Validate every table (or the named ones) of one snapshot, one table at a time; tables
+    (or foreign-key parents) of more than `window_rows` rows in windows (see `windows`)."""
+    validator = QualityValidator(catalog, window_rows=window_rows)
     wanted = set(tables) if tables is not None else None
     results = []
     for table in catalog.tables:
