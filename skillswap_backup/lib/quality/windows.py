@@ -2,8 +2,10 @@
 
 A table's frame (see `frames`) holds ~20 bytes a row, and building it briefly ~50 more: the
 1.85M-row `skills` table of the 4M-row bench database took its validating process from 124 to
-251 MB, 53 MB more than the 927k rows of the 2M-row one. Past `WINDOW_ROWS` rows a table is
-validated a window of rows at a time instead, so memory no longer grows with the table:
+244 MB, 46 MB more than the 927k rows of the 2M-row one. Past `WINDOW_ROWS` rows a table is
+validated a window of rows at a time instead, so memory no longer grows with the table (the
+biggest tables' validating processes: 216 MB at 2M rows, 222 MB at 4M; the cost: ~0.3 s more
+CPU per million rows, for the spilled keys and a GX run per window):
 
 - uniqueness and foreign keys span the whole table. Their keys are spilled to hash partitions on
   disk (Arrow IPC files in a temporary folder), equal keys always to the same partition, so each
@@ -47,8 +49,8 @@ from .plan import TablePlan
 from .readers import SnapshotReader
 from .results import SAMPLE_LIMIT
 
-# Rows validated at a time, and the most rows of keys one partition should hold: the 4M-row bench
-# database's biggest table, validated in one frame, peaked at ~+75 MB for ~925k rows.
+# Rows validated at a time, and about the most rows of keys one partition holds: ~+95 MB for the
+# validating process (1M-row windows: ~+130 MB; one frame of 927k rows: ~+75 MB).
 WINDOW_ROWS = 500_000
 
 MAX_PARTITIONS = 128  # open files while keys are spilled (a process may have only 1024)
@@ -90,11 +92,9 @@ class _Spill:
     def __init__(self, folder: Path, count: int):
         own = Path(tempfile.mkdtemp(dir=folder))
         self.paths = [own / f"{p}.arrows" for p in range(count)]
-        self.schema: pa.Schema | None = None
         self._writers: list = [None] * count
 
     def add(self, batch: pa.RecordBatch, codes: np.ndarray) -> None:
-        self.schema = batch.schema
         count = len(self.paths)
         partition = np.remainder(codes, count) if count > 1 else np.zeros(len(codes), dtype=np.int64)
         for p in np.unique(partition):
@@ -257,7 +257,7 @@ def windowed(
                 summary.column_for_rule[index] = compared_column(rule, data, extra, numeric)
         df = to_pandas(data.select(compared)) if compared else pd.DataFrame(index=pd.RangeIndex(count))
         for column in masked:
-            valid = data.column(column).is_valid().to_numpy(zero_copy_only=False)
+            valid = data.column(column).to_numpy(zero_copy_only=False)  # see `slim`
             df[column] = pd.arrays.BooleanArray(np.ones(count, dtype=bool), ~valid)
         for name, values in extra.items():
             df[name] = values
@@ -269,6 +269,13 @@ def windowed(
         df.index = pd.RangeIndex(start, start + count)  # GX names offending rows by their positions
         return Frame(df=df, key_columns=summary.key_columns, column_for_rule=summary.column_for_rule, positional=True)
 
+    def slim(batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The compared columns' values, and only whether the masked ones hold a value: a long
+        text column a NOT NULL rule reads is never kept a window long."""
+        return pa.record_batch(
+            [*(batch.column(c) for c in compared), *(batch.column(c).is_valid() for c in masked)], names=[*compared, *masked]
+        )
+
     def windows() -> Iterator[Frame]:
         read = [*compared, *masked]
         if not read:
@@ -276,7 +283,7 @@ def windowed(
                 yield window(start, None, min(window_rows, rows - start))
             return
         start, pending, pending_rows = 0, [], 0
-        for batch in stream_batches(reader, table, read):
+        for batch in map(slim, stream_batches(reader, table, read)):
             while pending_rows + batch.num_rows >= window_rows:  # a window ends inside this batch
                 taken = window_rows - pending_rows
                 pending.append(batch.slice(0, taken))
@@ -288,7 +295,7 @@ def windowed(
         if pending_rows:
             yield window(start, pa.Table.from_batches(pending), pending_rows)
         elif start == 0:  # no rows at all: one empty window, so every expectation runs
-            yield window(0, reader.read_columns(table, read), 0)
+            yield window(0, pa.Table.from_batches([slim(b) for b in reader.read_columns(table, read).to_batches()]), 0)
         if start + pending_rows != rows:
             raise ValueError(f"{table.qualified} has {start + pending_rows} rows in its columns, {rows} in its files")
 
