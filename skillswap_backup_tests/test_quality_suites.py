@@ -707,3 +707,12 @@ def test_tables_validated_in_windows_give_the_same_verdicts_counts_and_samples(t
                 outcome.passed, outcome.observed, outcome.unexpected_count, outcome.sample,
             ), (name, family)
     assert windowed["public.users"].families["primary_key"].sample == [{"id": 2}]
+
+
+def test_an_empty_table_whose_parent_is_validated_in_windows_passes(tmp_path):
+    data = clean_data()
+    data["public.swap_ratings"] = data["public.swap_ratings"].slice(0, 0)
+    windowed = {r.table: r for r in validate_snapshot(CATALOG, ParquetDirReader(write_snapshot(tmp_path, data)), window_rows=2)}
+    ratings = windowed["public.swap_ratings"]
+    assert (ratings.rows, ratings.failed_families()) == (0, [])
+    assert set(ratings.families) == {"row_count", "primary_key", "not_null", "check_constraints", "foreign_keys"}
