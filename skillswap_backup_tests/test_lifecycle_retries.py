@@ -46,7 +46,8 @@ def test_a_dropped_connection_is_transient():
 def test_project_errors():
     assert retries.is_permanent(SchemaDrift("schema drift in public.users"))
     assert retries.is_permanent(SnapshotLost("lost"))
-    assert retries.is_permanent(StorageError("cannot write to BACKUP_ROOT /x: Permission denied"))
+    assert retries.is_permanent(StorageError("cannot write to BACKUP_ROOT /x: Permission denied", permanent=True))
+    assert not retries.is_permanent(StorageError("cannot reach the object store of BACKUP_ROOT s3://b/x"))
     assert not retries.is_permanent(TimeoutError("read timed out"))
 
 
@@ -57,3 +58,16 @@ def test_fail_fast_turns_permanent_errors_into_non_retryable_failures():
     assert caught.value.description.startswith("schema drift in public.users")
     with pytest.raises(ConnectionResetError), retries.fail_fast("table public.users"):
         raise ConnectionResetError("reset by peer")
+
+
+def test_fail_fast_names_refused_object_store_credentials_without_retries():
+    """s3fs raises PermissionError with the S3 client's error as its cause, as here."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    refused = ClientError({"Error": {"Code": "SignatureDoesNotMatch", "Message": "The signature does not match"}}, "PutObject")
+    with pytest.raises(dg.Failure) as caught, retries.fail_fast("table public.users"):
+        raise PermissionError("The signature does not match") from refused
+    assert caught.value.allow_retries is False
+    assert caught.value.description.startswith("table public.users: the object store refused access to BACKUP_ROOT")
+    with pytest.raises(EndpointConnectionError), retries.fail_fast("table public.users"):
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1/b")  # transient: the policy retries it

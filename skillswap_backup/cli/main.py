@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     except errors.KNOWN_ERRORS as error:
         print(f"skillswap-backup {args.command}: {error}", file=sys.stderr)
         return 1
+    except Exception as error:
+        from ..lib import settings, storage
+
+        # An object store can fail on any read or write (unreachable, credentials refused).
+        if (explained := storage.explain(error, settings.backup_root())) is None:
+            raise
+        print(f"skillswap-backup {args.command}: {explained}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"skillswap-backup {args.command}: interrupted", file=sys.stderr)
         return 130

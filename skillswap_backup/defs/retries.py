@@ -15,6 +15,7 @@ from typing import Iterator
 import dagster as dg
 import psycopg
 
+from ..lib import storage
 from ..lib.backup import SchemaDrift, SnapshotLost
 from ..lib.pg import DatabaseError
 from ..lib.storage import StorageError
@@ -36,7 +37,7 @@ def is_permanent(error: BaseException) -> bool:
     if isinstance(error, DatabaseError):
         return any(hint in str(error) for hint in _PERMANENT_CONNECT_HINTS)
     if isinstance(error, StorageError):
-        return "cannot write" in str(error)
+        return error.permanent
     if isinstance(error, (psycopg.Error, TableReadError)):
         state = error.sqlstate or ""
         return state.startswith(_PERMANENT_SQLSTATE_PREFIXES)
@@ -72,6 +73,7 @@ def fail_fast(what: str) -> Iterator[None]:
     except dg.Failure:
         raise
     except Exception as error:
+        error = storage.explain(error) or error
         if is_permanent(error):
             message = describe(error)
             if what.rsplit(" ", 1)[-1] not in message:  # name the table unless the message already does

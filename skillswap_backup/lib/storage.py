@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import posixpath
+import sys
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,50 @@ ENCRYPTED_SUFFIX = ".age"
 
 
 class StorageError(Exception):
-    """One clear line about a storage problem."""
+    """One clear line about a storage problem; `permanent` when no retry can fix it."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# S3 error codes that mean the credentials or the bucket's policy refuse us: a retry cannot help.
+_REFUSED_CODES = {
+    "AccessDenied", "AllAccessDisabled", "ExpiredToken", "Forbidden", "InvalidAccessKeyId",
+    "InvalidToken", "SignatureDoesNotMatch", "RequestTimeTooSkewed", "403",
+}
+
+
+def explain(error: BaseException, root: str | None = None) -> StorageError | None:
+    """`error` as one line about BACKUP_ROOT (`root` when given) when it came from an object store
+    (unreachable, no or refused credentials, no such bucket), else None. S3 error messages never
+    carry the secret key."""
+    botocore = sys.modules.get("botocore.exceptions")
+    if botocore is None:  # no object store was ever touched in this process
+        return None
+    cause = error.__cause__ if isinstance(error.__cause__, botocore.ClientError) else error
+    where = f"BACKUP_ROOT {root}" if root else "BACKUP_ROOT"
+    if isinstance(cause, (botocore.NoCredentialsError, botocore.PartialCredentialsError)):
+        return StorageError(
+            f"no object-store credentials for {where} ({cause}); set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+            permanent=True,
+        )
+    if isinstance(cause, (botocore.EndpointConnectionError, botocore.ConnectTimeoutError, botocore.ReadTimeoutError)):
+        return StorageError(f"cannot reach the object store of {where} ({cause}); check AWS_ENDPOINT_URL and the network")
+    if isinstance(cause, botocore.ClientError):
+        code = str(cause.response.get("Error", {}).get("Code", ""))
+        message = cause.response.get("Error", {}).get("Message") or code
+        if code in _REFUSED_CODES:
+            return StorageError(
+                f"the object store refused access to {where} ({message}); check AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY and the bucket's permissions",
+                permanent=True,
+            )
+        if code == "NoSuchBucket":
+            return StorageError(f"the bucket of {where} does not exist; create it or fix BACKUP_ROOT", permanent=True)
+        return StorageError(f"the object store failed on {where}: {message} ({code})")
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,10 +145,15 @@ class SnapshotStore:
             with self.fs.open(probe, "wb") as handle:
                 handle.write(b"ok")
             self.fs.rm(probe)
-        except (OSError, PermissionError) as error:
+        except Exception as error:
+            if (explained := explain(error, self.root)) is not None:
+                raise explained from None
+            if not isinstance(error, OSError):
+                raise
             raise StorageError(
                 f"cannot write to BACKUP_ROOT {self.root}: {error.strerror or error} "
-                "(point BACKUP_ROOT at a writable folder or bucket)"
+                "(point BACKUP_ROOT at a writable folder or bucket)",
+                permanent=True,
             ) from None
 
     @contextmanager
