@@ -24,10 +24,10 @@ CLI = str(Path(sys.executable).parent / "skillswap-backup")
 SECRET = "pw-Never-Print-Me-5519"
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The installed CLI in a clean environment (only `env` for our settings)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "NEW_DATABASE_URL", "BACKUP_", "DAGSTER_"))}
-    return subprocess.run([CLI, *args], env={**base, **env}, capture_output=True, text=True, timeout=600)
+    return subprocess.run([CLI, *args], env={**base, **env}, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
 def one_line(stderr: str, *needles: str) -> str:

@@ -96,13 +96,16 @@ def test_verify_and_restore_from_the_bucket_give_back_every_row(encrypted_on_s3)
             assert rows_as_text(target, table) == rows_as_text(url, table), table
 
 
-def test_restore_with_read_only_credentials(encrypted_on_s3, s3):
-    """Whoever restores may only hold read access to the bucket: the restore still works."""
+def test_restore_with_read_only_credentials(encrypted_on_s3, s3, tmp_path):
+    """Whoever restores may only hold read access to the bucket: the restore still works, and
+    its report, which it may not add to the snapshot, is kept in a local folder instead."""
     url, env, _, _ = encrypted_on_s3
     with scratch_database("ssb_test_s3_ro") as target:
-        restored = run_cli("restore", "--snapshot", KEY, "--target-url", target, env={**env, **s3.reader.env()})
+        restored = run_cli("restore", "--snapshot", KEY, "--target-url", target, env={**env, **s3.reader.env()}, cwd=tmp_path)
         assert restored.returncode == 0, restored.stderr[-3000:]
         assert rows_as_text(target, "public.users") == rows_as_text(url, "public.users")
+    (report,) = (tmp_path / ".skillswap" / "reports" / KEY).glob("restore-*/index.html")
+    assert f"restore quality report: {report}" in restored.stdout
 
 
 def _one_line(result, *needles: str, secrets: tuple[str, ...]) -> str:
