@@ -1,8 +1,8 @@
 """Retries: transient errors are retried with backoff; permanent ones fail the step at once.
 
 A RetryPolicy retries every exception by default. Retrying a wrong password, a revoked GRANT, a
-dropped table or schema drift only delays the real message (and, inside the run's snapshot
-transaction, replaces it with "current transaction is aborted"). `fail_fast` turns those into
+dropped table, schema drift or refused object-store credentials only delays the real message
+(and, inside the run's snapshot transaction, replaces it with "current transaction is aborted"). `fail_fast` turns those into
 `dg.Failure(allow_retries=False)` with the original one-line message; everything else (a dropped
 connection, a timeout, a storage hiccup) keeps the policy's retries.
 """
@@ -18,7 +18,6 @@ import psycopg
 from ..lib import storage
 from ..lib.backup import SchemaDrift, SnapshotLost
 from ..lib.pg import DatabaseError
-from ..lib.storage import StorageError
 from ..lib.table_reader import SnapshotReader, TableReadError
 
 RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -36,7 +35,7 @@ def is_permanent(error: BaseException) -> bool:
         return True  # a lost snapshot needs a whole new run, not a step retry
     if isinstance(error, DatabaseError):
         return any(hint in str(error) for hint in _PERMANENT_CONNECT_HINTS)
-    if isinstance(error, StorageError):
+    if isinstance(error, storage.StorageError):
         return error.permanent
     if isinstance(error, (psycopg.Error, TableReadError)):
         state = error.sqlstate or ""
