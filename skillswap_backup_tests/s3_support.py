@@ -44,6 +44,18 @@ class S3Server:
 
         return s3fs.S3FileSystem(key=self.admin.key, secret=self.admin.secret, endpoint_url=self.endpoint)
 
+    def make_bucket(self, fs, name: str) -> None:
+        """Create `name`, retrying while SeaweedFS finishes starting (its S3 port answers first)."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                fs.mkdir(name)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
 
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]

@@ -5,7 +5,6 @@ answered with one clear line that never shows the secret key."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import psycopg
@@ -13,7 +12,7 @@ import pytest
 
 from skillswap_backup_tests.lifecycle_support import cli_env, cli_instance, demo_source
 from skillswap_backup_tests.pgtools import scratch_database
-from skillswap_backup_tests.restore_support import rows_as_text, run_cli
+from skillswap_backup_tests.restore_support import one_line, rows_as_text, run_cli
 from skillswap_backup_tests.s3_support import Credentials, seaweedfs
 
 KEY = "2026-11-29"
@@ -21,19 +20,6 @@ TABLES = [
     "drizzle.__drizzle_migrations", "public.conversations", "public.messages", "public.notifications", "public.skills",
     "public.swap_ratings", "public.swap_requests", "public.user_skills_offered", "public.user_skills_wanted", "public.users",
 ]
-
-
-def _make_bucket(fs, name: str) -> None:
-    """Create `name`, retrying while SeaweedFS finishes starting (its S3 port answers first)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            fs.mkdir(name)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +36,7 @@ def encrypted_on_s3(s3, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("s3_backup")
     bucket = f"ssb-test-{uuid.uuid4().hex[:8]}"
     fs = s3.filesystem()
-    _make_bucket(fs, bucket)
+    s3.make_bucket(fs, bucket)
     identity = tmp / "backup-key.txt"
     recipient = encryption.write_identity_file(identity)
     with demo_source("ssb_test_s3", tmp) as url, cli_instance(tmp) as instance_env:
@@ -75,7 +61,9 @@ def test_backup_lands_in_the_bucket_encrypted_and_lists(encrypted_on_s3):
     with psycopg.connect(url) as conn:
         email, password_hash = conn.execute("SELECT email, password FROM users ORDER BY id LIMIT 1").fetchone()
         skill = conn.execute("SELECT name FROM skills ORDER BY id LIMIT 1").fetchone()[0]
-    leaking = [o for o in objects if any(n.encode() in fs.cat(f"{bucket}/snapshots/{KEY}/{o}") for n in (email, password_hash, skill))]
+    needles = [value.encode() for value in (email, password_hash, skill)]
+    stored = {o: fs.cat(f"{bucket}/snapshots/{KEY}/{o}") for o in objects}
+    leaking = [o for o, data in stored.items() if any(needle in data for needle in needles)]
     assert leaking == []
     listed = run_cli("list", env=env)
     assert listed.returncode == 0, listed.stderr
@@ -110,13 +98,10 @@ def test_restore_with_read_only_credentials(encrypted_on_s3, s3, tmp_path):
 
 def _one_line(result, *needles: str, secrets: tuple[str, ...]) -> str:
     assert result.returncode == 1, result.stdout + result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr[-3000:]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    line = one_line(result.stderr, *needles)
     for secret in secrets:
         assert secret not in result.stdout + result.stderr
-    return lines[0]
+    return line
 
 
 @pytest.mark.parametrize("command", [["list"], ["backup", "--partition", KEY], ["restore", "--snapshot", KEY]])

@@ -2,9 +2,9 @@
 
 A RetryPolicy retries every exception by default. Retrying a wrong password, a revoked GRANT, a
 dropped table, schema drift or refused object-store credentials only delays the real message
-(and, inside the run's snapshot transaction, replaces it with "current transaction is aborted"). `fail_fast` turns those into
-`dg.Failure(allow_retries=False)` with the original one-line message; everything else (a dropped
-connection, a timeout, a storage hiccup) keeps the policy's retries.
+(and, inside the run's snapshot transaction, replaces it with "current transaction is aborted").
+`fail_fast` turns those into `dg.Failure(allow_retries=False)` with the original one-line message;
+everything else (a dropped connection, a timeout, a storage hiccup) keeps the policy's retries.
 """
 
 from __future__ import annotations

@@ -62,8 +62,9 @@ def explain(error: BaseException, root: str | None = None) -> StorageError | Non
     if isinstance(cause, (botocore.EndpointConnectionError, botocore.ConnectTimeoutError, botocore.ReadTimeoutError)):
         return StorageError(f"cannot reach the object store of {where} ({cause}); check AWS_ENDPOINT_URL and the network")
     if isinstance(cause, botocore.ClientError):
-        code = str(cause.response.get("Error", {}).get("Code", ""))
-        message = cause.response.get("Error", {}).get("Message") or code
+        details = cause.response.get("Error", {})
+        code = str(details.get("Code", ""))
+        message = details.get("Message") or code
         if code in _REFUSED_CODES:
             return StorageError(
                 f"the object store refused access to {where} ({message}); check AWS_ACCESS_KEY_ID / "
