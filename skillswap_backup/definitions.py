@@ -1,7 +1,7 @@
 """Dagster definitions, assembled from the catalog file (never from the live database).
 
 Without a catalog only the jobs that need nothing but snapshot folders are defined (restore,
-verify, prune): that is the new machine a restore runs on, or the one left after the source
+verify, copy, prune): that is the new machine a restore runs on, or the one left after the source
 expired, where `discover` cannot run and must not be needed.
 
 Every asset of a run executes in one process (in_process executor): the connection that
@@ -18,6 +18,7 @@ from .defs.backup.manifest_asset import build_manifest_asset
 from .defs.backup.table_assets import build_table_assets
 from .defs.cli_logger import cli_logger
 from .defs.lifecycle import build_lifecycle_definitions
+from .defs.lifecycle.copies import copy_job
 from .defs.lifecycle.jobs import prune_job, verify_job
 from .defs.partitions import snapshot_partitions
 from .defs.quality.session import CHECKS_KEY, SnapshotChecks
@@ -37,7 +38,7 @@ def build_definitions() -> dg.Definitions:
 
 def _snapshot_job_definitions() -> dg.Definitions:
     return dg.Definitions(
-        jobs=[build_restore_job(), verify_job, prune_job],
+        jobs=[build_restore_job(), verify_job, copy_job, prune_job],
         resources={
             "source": SourceDatabase(url=dg.EnvVar("DATABASE_URL")),
             "storage": BackupStorage(root=settings.backup_root(), anonymize=settings.anonymize_json()),
@@ -73,7 +74,7 @@ def defs() -> dg.Definitions:
 def job(name: str) -> dg.JobDefinition:
     """A job with its resources bound, for `dg.reconstructable` launches from the CLI.
 
-    Restore, verify and prune come from the snapshot jobs alone: they need no catalog, and
+    Restore, verify, copy and prune come from the snapshot jobs alone: they need no catalog, and
     building every table's assets and checks for them cost a restore ~0.1 s for nothing.
     """
     snapshot_jobs = _snapshot_job_definitions()

@@ -36,6 +36,12 @@ def backup_root() -> str:
     return os.environ.get("BACKUP_ROOT") or DEFAULT_BACKUP_ROOT
 
 
+def copy_roots() -> list[str]:
+    """BACKUP_COPIES: more places (folders or fsspec URLs, comma-separated) that every snapshot
+    is copied to after its backup, each laid out like BACKUP_ROOT."""
+    return split_list(os.environ.get("BACKUP_COPIES"))
+
+
 def anonymize_json() -> bool:
     """BACKUP_ANONYMIZE=1 applies the PII rules to the JSON exports."""
     return os.environ.get("BACKUP_ANONYMIZE", "").lower() in ("1", "true", "yes")

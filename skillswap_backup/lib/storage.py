@@ -44,15 +44,16 @@ _REFUSED_CODES = {
 }
 
 
-def explain(error: BaseException, root: str | None = None) -> StorageError | None:
-    """`error` as one line about BACKUP_ROOT (`root` when given) when it came from an object store
+def explain(error: BaseException, root: str | None = None, setting: str = "BACKUP_ROOT") -> StorageError | None:
+    """`error` as one line about the storage named by `setting` (BACKUP_ROOT, or BACKUP_COPIES for a
+    copy's destination; `root`, its value, when given) when it came from an object store
     (unreachable, no or refused credentials, no such bucket), else None. S3 error messages never
     carry the secret key."""
     botocore = sys.modules.get("botocore.exceptions")
     if botocore is None:  # no object store was ever touched in this process
         return None
     cause = error.__cause__ if isinstance(error.__cause__, botocore.ClientError) else error
-    where = f"BACKUP_ROOT {root}" if root else "BACKUP_ROOT"
+    where = f"{setting} {root}" if root else setting
     if isinstance(cause, (botocore.NoCredentialsError, botocore.PartialCredentialsError)):
         return StorageError(
             f"no object-store credentials for {where} ({cause}); set AWS_ACCESS_KEY_ID and "
@@ -72,7 +73,7 @@ def explain(error: BaseException, root: str | None = None) -> StorageError | Non
                 permanent=True,
             )
         if code == "NoSuchBucket":
-            return StorageError(f"the bucket of {where} does not exist; create it or fix BACKUP_ROOT", permanent=True)
+            return StorageError(f"the bucket of {where} does not exist; create it or fix {setting}", permanent=True)
         return StorageError(f"the object store failed on {where}: {message} ({code})")
     return None
 
@@ -114,8 +115,9 @@ def _encryption():
 class SnapshotStore:
     """Read and write the files of one snapshot (`root/partition_key/`)."""
 
-    def __init__(self, root: str, partition_key: str, *, encryption_config=None):
+    def __init__(self, root: str, partition_key: str, *, encryption_config=None, setting: str = "BACKUP_ROOT"):
         self.root = root.rstrip("/")
+        self.setting = setting  # which setting names this root, for error messages
         self.partition_key = partition_key
         self.fs, self.root_path = fsspec.core.url_to_fs(self.root)
         self.folder = posixpath.join(self.root_path, partition_key)
@@ -147,13 +149,13 @@ class SnapshotStore:
                 handle.write(b"ok")
             self.fs.rm(probe)
         except Exception as error:
-            if (explained := explain(error, self.root)) is not None:
+            if (explained := explain(error, self.root, self.setting)) is not None:
                 raise explained from None
             if not isinstance(error, OSError):
                 raise
             raise StorageError(
-                f"cannot write to BACKUP_ROOT {self.root}: {error.strerror or error} "
-                "(point BACKUP_ROOT at a writable folder or bucket)",
+                f"cannot write to {self.setting} {self.root}: {error.strerror or error} "
+                f"(point {self.setting} at a writable folder or bucket)",
                 permanent=True,
             ) from None
 
@@ -163,26 +165,39 @@ class SnapshotStore:
         info["stored"] holds its StoredFile. `plaintext=True` is only for the manifest and reports."""
         encrypt = self.encrypted and not plaintext
         name = relpath + ENCRYPTED_SUFFIX if encrypt else relpath
-        final = self._full(name)
+        with self.stored_writer(name) as (hashing, info):
+            if encrypt:
+                with _encryption().encrypting_writer(hashing, self.encryption, name=name) as plain:
+                    yield plain, info
+            else:
+                yield hashing, info
+
+    @contextmanager
+    def stored_writer(self, stored_path: str) -> Iterator[tuple[BinaryIO, dict]]:
+        """Like `writer`, for bytes already in their stored form (an encrypted file copied as it
+        is, never decrypted): written atomically and hashed, info["stored"] set at the end."""
+        final = self._full(stored_path)
         parent = posixpath.dirname(final)
         self.fs.makedirs(parent, exist_ok=True)
-        temp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(name)}") if self.is_local else final
+        temp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(stored_path)}") if self.is_local else final
         info: dict = {}
         try:
             with self.fs.open(temp, "wb") as raw:
                 hashing = _HashingWriter(raw)
-                if encrypt:
-                    with _encryption().encrypting_writer(hashing, self.encryption, name=name) as plain:
-                        yield plain, info
-                else:
-                    yield hashing, info
+                yield hashing, info
             if temp != final:
                 self.fs.mv(temp, final)
         except BaseException:
             if self.fs.exists(temp):
                 self.fs.rm(temp)
             raise
-        info["stored"] = StoredFile(name, hashing.size, hashing.sha256.hexdigest(), encrypt)
+        info["stored"] = StoredFile(stored_path, hashing.size, hashing.sha256.hexdigest(), stored_path.endswith(ENCRYPTED_SUFFIX))
+
+    @contextmanager
+    def stored_reader(self, stored_path: str) -> Iterator[BinaryIO]:
+        """A stored file's bytes as they are on storage (still encrypted when it ends in .age)."""
+        with self.fs.open(self._full(stored_path), "rb") as raw:
+            yield raw
 
     @contextmanager
     def reader(self, stored_path: str) -> Iterator[BinaryIO]:

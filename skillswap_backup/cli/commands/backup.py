@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from ...lib import backup as backup_lib
-from ...lib import manifest, pg, settings
+from ...lib import copies, manifest, pg, settings
 from ...lib.storage import SnapshotStore
 from ..common import add_source_args, catalog_or_discover, dagster_instance, use_source_url
 from ..errors import CommandFailed
 from ..runs import launch
+from .copy import copy_and_report
 
 
 def add_parser(subparsers) -> None:
@@ -20,8 +21,9 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def _preflight(url: str, catalog, store: SnapshotStore) -> None:
+def _preflight(url: str, catalog, store: SnapshotStore, copy_roots: list[str]) -> None:
     """Fail before launching a run when the source or storage is plainly unusable."""
+    copies.destinations(store.root, copy_roots)  # a copy "to" BACKUP_ROOT itself
     with pg.connect(url, purpose="source database") as conn:
         for table in catalog.tables:
             backup_lib.check_drift(conn, table)
@@ -49,13 +51,25 @@ def run(args) -> int:
     catalog = catalog_or_discover(url)
     key = pick_partition(args.partition)
     store = SnapshotStore(settings.backup_root(), key)
-    _preflight(url, catalog, store)
+    copy_roots = settings.copy_roots()
+    _preflight(url, catalog, store, copy_roots)
     instance = dagster_instance()
     print(f"backing up {catalog.database} ({len(catalog.tables)} tables) into snapshot {key} at {store.url()}")
-    result = launch("backup", instance=instance, tags={"dagster/partition": key}, what=f"backup of {key}")
+    tags = {"dagster/partition": key}
+    if copy_roots:
+        from ...defs.lifecycle.copies import COPIED_BY_CLI_TAG
+
+        tags[COPIED_BY_CLI_TAG] = "true"  # the copy sensor leaves this run's copies to us
+    result = launch("backup", instance=instance, tags=tags, what=f"backup of {key}")
     body = manifest.read_manifest(SnapshotStore(settings.backup_root(), key))
     print_summary(body, store)
+    failures = copy_and_report(store, copy_roots)
     print(f"run {result.run_id} is in the Dagster UI (dagster dev -w workspace.yaml)")
+    if failures:
+        raise CommandFailed(
+            f"snapshot {key} is complete in BACKUP_ROOT, but " + "; ".join(failures)
+            + f"; run `skillswap-backup copy {key}` to try again"
+        )
     return 0
 
 
