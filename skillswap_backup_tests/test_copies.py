@@ -176,6 +176,8 @@ def test_the_sensor_copies_each_backup_run_and_the_copy_job_verifies(tmp_path):
             assert observation.partition == KEY
             assert observation.metadata["copies"].value == str(copies_root)
             assert SnapshotStore(str(copies_root), KEY).exists("verified.json")
+            # The copy run itself (or any run that wrote no manifest) launches nothing.
+            assert "wrote no snapshot manifest" in evaluate(instance.get_run_by_id(copied.run_id)).skip_message
 
             (tmp_path / "a-file").write_text("")
             failed = job.execute_in_process(

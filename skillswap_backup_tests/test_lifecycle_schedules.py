@@ -271,11 +271,11 @@ def test_lifecycle_definitions_load(source):
     partitions = snapshot_partitions()
     defs = build_lifecycle_definitions(backup_job=build_backup_job(partitions), partitions=partitions)
     assert {s.name for s in defs.schedules} == {BACKUP_SCHEDULE, VERIFY_SCHEDULE}
-    assert {s.name for s in defs.sensors} == {"snapshot_freshness", EXPIRY_SENSOR}
+    assert {s.name for s in defs.sensors} == {"snapshot_freshness", EXPIRY_SENSOR, "copy_after_backup"}
     # The jobs they launch are the project's own (defined with restore: they need no catalog).
     from skillswap_backup.definitions import build_definitions
 
-    assert {"backup", "restore", "verify", "prune"} <= {j.name for j in build_definitions().resolve_all_job_defs()}
+    assert {"backup", "restore", "verify", "copy", "prune"} <= {j.name for j in build_definitions().resolve_all_job_defs()}
 
 
 def test_freshness_check_runs_in_dagster(root):

@@ -71,16 +71,19 @@ def copy_job():
 
 
 def build_copy_sensor(backup_job) -> dg.SensorDefinition:
+    # Every job of the code location is watched: a backup run is the `backup` job (schedule,
+    # sensors, CLI) or, from the UI's "Materialize", an asset run that wrote the manifest.
     @dg.run_status_sensor(
         name=COPY_SENSOR,
         run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=[backup_job],
         request_job=copy_job,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="After each successful backup run (schedule, UI, sensors): copies its snapshot to BACKUP_COPIES.",
+        description="After each successful run that wrote a snapshot's manifest: copies the snapshot to BACKUP_COPIES.",
     )
     def copy_after_backup(context: dg.RunStatusSensorContext):
         run = context.dagster_run
+        if run.job_name != backup_job.name and MANIFEST_KEY not in (run.asset_selection or ()):
+            return dg.SkipReason(f"run {run.run_id} ({run.job_name}) wrote no snapshot manifest")
         if not settings.copy_roots():
             return dg.SkipReason("BACKUP_COPIES is not set: no copies to make")
         if run.tags.get(COPIED_BY_CLI_TAG):
