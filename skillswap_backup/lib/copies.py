@@ -75,9 +75,10 @@ def _copy_file(source: SnapshotStore, destination: SnapshotStore, path: str, exp
 
 def copy_snapshot(source: SnapshotStore, destination_root: str, *, log: Callable[[str], None] = lambda line: None) -> CopyResult:
     """Copy the complete snapshot `source` to `destination_root`/<its key>/, verified."""
+    body = read_manifest(source)  # outside the try: a source that fails is BACKUP_ROOT's problem
     destination = SnapshotStore(destination_root, source.partition_key, encryption_config=source.encryption, setting=SETTING)
     try:
-        return _copy(source, destination, log)
+        return _copy(source, body, destination, log)
     except (CopyFailed, StorageError):
         raise
     except Exception as error:
@@ -88,8 +89,7 @@ def copy_snapshot(source: SnapshotStore, destination_root: str, *, log: Callable
         raise
 
 
-def _copy(source: SnapshotStore, destination: SnapshotStore, log: Callable[[str], None]) -> CopyResult:
-    body = read_manifest(source)
+def _copy(source: SnapshotStore, body: dict, destination: SnapshotStore, log: Callable[[str], None]) -> CopyResult:
     destination.ensure_writable()
     # From here until the new manifest, the destination is not a complete snapshot.
     destination.remove(MANIFEST)

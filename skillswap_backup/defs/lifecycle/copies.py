@@ -9,12 +9,12 @@ without a running Dagster daemon nobody would launch them otherwise.
 import dagster as dg
 from pydantic import Field
 
-from ...lib import copies, settings, verify
-from ...lib.manifest import IncompleteSnapshot
+from ...lib import copies, settings
 from ...lib.storage import StorageError
 from ..backup.manifest_asset import MANIFEST_KEY
 from ..resources import BackupStorage
 from ..retries import RETRY_POLICY
+from .jobs import snapshot_or_fail
 
 COPY_JOB = "copy"
 COPY_OP = "copy_snapshot"
@@ -38,10 +38,7 @@ def copy_run_config(*, snapshot: str = "", to: str = "") -> dict:
     retry_policy=RETRY_POLICY,
 )
 def copy_snapshot_op(context: dg.OpExecutionContext, config: CopyConfig, storage: BackupStorage) -> None:
-    try:
-        key = verify.resolve_snapshot(storage.root, config.snapshot or None)
-    except IncompleteSnapshot as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+    key = snapshot_or_fail(storage, config.snapshot)
     roots = settings.split_list(config.to) or settings.copy_roots()
     if not roots:
         raise dg.Failure(description="no destination: set BACKUP_COPIES (comma-separated folders or URLs)", allow_retries=False)

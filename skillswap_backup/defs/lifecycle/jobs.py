@@ -29,6 +29,15 @@ class PruneConfig(dg.Config):
     dry_run: bool = Field(default=False, description="Only report what would be deleted.")
 
 
+def snapshot_or_fail(storage: BackupStorage, requested: str) -> str:
+    """The requested snapshot's key (empty: the newest complete one); a Failure without retries
+    when there is no such complete snapshot."""
+    try:
+        return verify.resolve_snapshot(storage.root, requested or None)
+    except IncompleteSnapshot as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+
+
 def verify_run_config(*, snapshot: str = "", restore_test: bool = False) -> dict:
     return {"ops": {VERIFY_OP: {"config": {"snapshot": snapshot, "restore_test": restore_test}}}}
 
@@ -40,10 +49,7 @@ def verify_run_config(*, snapshot: str = "", restore_test: bool = False) -> dict
     retry_policy=RETRY_POLICY,
 )
 def verify_snapshot_op(context: dg.OpExecutionContext, config: VerifyConfig, storage: BackupStorage) -> None:
-    try:
-        key = verify.resolve_snapshot(storage.root, config.snapshot or None)
-    except IncompleteSnapshot as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+    key = snapshot_or_fail(storage, config.snapshot)
     store = storage.store(key)
     report = verify.verify_snapshot(store)
     for problem in report.problems:
