@@ -17,7 +17,9 @@ import pytest
 from skillswap_backup.defs.lifecycle.copies import COPIED_BY_CLI_TAG, COPY_JOB, COPY_SENSOR, copy_run_config
 from skillswap_backup.definitions import build_definitions
 from skillswap_backup.lib.storage import SnapshotStore
-from skillswap_backup_tests.lifecycle_support import backup_partition, cli_env, cli_instance, demo_source, environment, step_failures
+from skillswap_backup_tests.lifecycle_support import (
+    backup_partition, cli_env, cli_instance, copy_snapshot, demo_source, environment, step_failures,
+)
 from skillswap_backup_tests.pgtools import scratch_database
 from skillswap_backup_tests.restore_support import one_line, rows_as_text, run_cli
 from skillswap_backup_tests.s3_support import seaweedfs
@@ -128,6 +130,20 @@ def test_one_bad_destination_does_not_stop_the_others(copied, tmp_path):
     one_line(result.stderr, f"copy to {tmp_path / 'a-file' / 'x'} failed", "cannot write to BACKUP_COPIES", "Not a directory")
     assert f"copied snapshot {KEY} to {tmp_path / 'good' / KEY}" in result.stdout
     assert (tmp_path / "good" / KEY / "manifest.json").exists()
+
+
+def test_copy_all_copies_every_complete_snapshot(copied, tmp_path):
+    tmp, _, env, _, _, _ = copied
+    for week in (KEY, "2026-11-15"):
+        copy_snapshot(tmp / "backups", KEY, tmp_path / "backups", week)
+    (tmp_path / "backups" / "2026-11-08").mkdir()  # a backup interrupted before its manifest: not a snapshot
+    here = {**env, "BACKUP_ROOT": str(tmp_path / "backups")}
+    result = run_cli("copy", "--all", "--to", str(tmp_path / "drive"), env=here)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "drive").iterdir()) == ["2026-11-15", KEY]
+    listed = run_cli("list", env={**env, "BACKUP_ROOT": str(tmp_path / "drive")})
+    assert [line.split()[0] for line in listed.stdout.splitlines() if line.startswith("2026-")] == ["2026-11-15", KEY]
+    one_line(run_cli("copy", "--all", KEY, "--to", str(tmp_path / "drive"), env=here).stderr, "a snapshot or --all, not both")
 
 
 def test_bad_requests_are_one_line(copied):
