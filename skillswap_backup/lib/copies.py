@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from . import verify
 from .manifest import read_manifest
+from .quality.publish import REPORTS
 from .storage import MANIFEST, SnapshotStore, StorageError, explain
 
 SETTING = "BACKUP_COPIES"
 CHUNK_BYTES = 1 << 20
-REPORTS = "reports"
 
 
 class CopyFailed(Exception):

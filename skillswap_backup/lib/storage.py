@@ -202,7 +202,7 @@ class SnapshotStore:
     @contextmanager
     def reader(self, stored_path: str) -> Iterator[BinaryIO]:
         """Open a stored file for reading, decrypting transparently when it ends in .age."""
-        with self.fs.open(self._full(stored_path), "rb") as raw:
+        with self.stored_reader(stored_path) as raw:
             if stored_path.endswith(ENCRYPTED_SUFFIX):
                 with _encryption().decrypting_reader(raw, self.encryption, name=stored_path) as plain:
                     yield plain
