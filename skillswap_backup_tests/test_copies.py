@@ -158,6 +158,61 @@ def test_bad_requests_are_one_line(copied):
     assert "backing up" not in same.stdout  # refused before any run
 
 
+WEEKS = ["2026-11-01", "2026-11-08", "2026-11-15", "2026-11-22"]  # oldest first
+
+
+def _weeks_in(fs, folder: str) -> list[str]:
+    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False) if fs.exists(f"{p}/manifest.json"))
+
+
+def test_prune_keeps_each_place_by_what_verified_there(copied, tmp_path):
+    """The oldest week is the only one verified in BACKUP_ROOT, so nothing goes there; every copy
+    verified when it was made, so each copy place keeps just the newest week."""
+    tmp, _, env, _, fs, bucket = copied
+    for week in WEEKS:
+        copy_snapshot(tmp / "backups", KEY, tmp_path / "backups", week)
+    root = {**env, "BACKUP_ROOT": str(tmp_path / "backups")}
+    assert run_cli("verify", WEEKS[0], env=root).returncode == 0
+    place = f"s3://{bucket}/prune-{uuid.uuid4().hex[:6]}"
+    copied_all = run_cli("copy", "--all", "--to", str(tmp_path / "usb"), "--to", place, env=root)
+    assert copied_all.returncode == 0, copied_all.stderr[-3000:]
+    everywhere = {**root, "BACKUP_COPIES": f"{tmp_path / 'usb'},{place}"}
+
+    dry = run_cli("prune", "--keep", "1", "--dry-run", env=everywhere)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    sections = dry.stdout.split(f"BACKUP_COPIES {place}:")
+    assert f"BACKUP_ROOT {tmp_path / 'backups'}:" in sections[0] and "dry run: 0 of 4" in sections[0]
+    assert f"BACKUP_COPIES {tmp_path / 'usb'}:" in sections[0] and "dry run: 3 of 4" in sections[0]
+    assert "would delete 2026-11-01" in sections[1] and "dry run: 3 of 4" in sections[1]
+    assert _weeks_in(fs, place) == WEEKS and sorted(p.name for p in (tmp_path / "usb").iterdir()) == WEEKS
+
+    pruned = run_cli("prune", "--keep", "1", env=everywhere)
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == WEEKS
+    assert sorted(p.name for p in (tmp_path / "usb").iterdir()) == WEEKS[-1:]
+    assert _weeks_in(fs, place) == WEEKS[-1:]
+    assert pruned.stdout.count("deleted 3 of 4 snapshots: 2026-11-15, 2026-11-08, 2026-11-01") == 2
+    kept = run_cli("verify", WEEKS[-1], env={**env, "BACKUP_ROOT": place})
+    assert kept.returncode == 0, kept.stderr[-3000:]
+
+
+def test_prune_reports_a_place_it_cannot_reach_and_prunes_the_others(copied, tmp_path):
+    tmp, _, env, _, _, bucket = copied
+    for week in WEEKS:
+        copy_snapshot(tmp / "backups", KEY, tmp_path / "backups", week)
+    root = {**env, "BACKUP_ROOT": str(tmp_path / "backups")}
+    assert run_cli("verify", WEEKS[-1], env=root).returncode == 0
+    refused = {**root, "AWS_SECRET_ACCESS_KEY": "not-the-secret", "BACKUP_COPIES": f"s3://{bucket}/skillswap"}
+    result = run_cli("prune", "--keep", "2", env=refused)
+    assert result.returncode == 1
+    one_line(result.stderr, f"pruning BACKUP_COPIES s3://{bucket}/skillswap failed", "refused access")
+    assert "not-the-secret" not in result.stdout + result.stderr
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == WEEKS[2:]
+    same = run_cli("prune", env={**root, "BACKUP_COPIES": str(tmp_path / "backups")})
+    assert same.returncode == 1
+    one_line(same.stderr, "is BACKUP_ROOT itself")
+
+
 def test_the_sensor_copies_each_backup_run_and_the_copy_job_verifies(tmp_path):
     copies_root = tmp_path / "copies"
     with demo_source("ssb_test_copies_dagster", tmp_path), dg.instance_for_test() as instance:

@@ -127,3 +127,22 @@ def test_prune_job_in_dagster(root):
             run_config={"ops": {"prune_snapshots": {"config": {"keep": 2}}}}, instance=instance, resources=resources
         )
         assert real.success and list_snapshots(str(root)) == WEEKS[-2:]
+
+
+def test_prune_job_prunes_every_copy_place_on_its_own(root, tmp_path_factory):
+    usb = tmp_path_factory.mktemp("usb")
+    for week in WEEKS[:3]:
+        copy_snapshot(root, week, usb)
+    _verify(root, "2026-03-08")
+    _verify(usb, "2026-02-15")
+    with dg.instance_for_test() as instance, environment(BACKUP_COPIES=str(usb)):
+        result = prune_job.execute_in_process(
+            run_config={"ops": {"prune_snapshots": {"config": {"keep": 1}}}},
+            instance=instance, resources={"storage": BackupStorage(root=str(root))},
+        )
+        assert result.success
+        assert list_snapshots(str(root)) == WEEKS[-1:]
+        assert list_snapshots(str(usb)) == ["2026-02-15"]
+        logged = [e.message for e in instance.all_logs(result.run_id) if e.message]
+        assert any(f"BACKUP_COPIES {usb}:" == m for m in logged)
+        assert any("deleted 2 of 3 snapshots: 2026-02-08, 2026-02-01" in m for m in logged)

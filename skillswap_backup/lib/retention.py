@@ -9,16 +9,22 @@ snapshots: a backup may be writing one right now, so they are left alone and rep
 
 Deleting removes the manifest first: a folder interrupted half-way through deletion is then
 no longer a snapshot, never a damaged one.
+
+Every place a snapshot is kept — BACKUP_ROOT and each BACKUP_COPIES destination — is pruned on
+its own, by what that place holds and has verified there (a copy records its verification when
+it is made), so a copy never loses a snapshot because BACKUP_ROOT verified one it lacks.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import copies
 from .manifest import list_snapshots
 from .settings import SettingMissing
-from .storage import MANIFEST, SnapshotStore
+from .storage import MANIFEST, SnapshotStore, StorageError, explain
 from .verify import is_verified
 
 DEFAULT_KEEP = 8
@@ -94,3 +100,58 @@ def apply(root: str, decisions: list[Decision]) -> list[str]:
             delete_snapshot(root, decision.key)
             deleted.append(decision.key)
     return deleted
+
+
+@dataclass(frozen=True)
+class Place:
+    setting: str  # the setting that names it, for people: BACKUP_ROOT or BACKUP_COPIES
+    root: str
+
+    def __str__(self) -> str:
+        return f"{self.setting} {self.root}"
+
+
+def places(root: str, copy_roots: list[str]) -> list[Place]:
+    """BACKUP_ROOT, then each distinct copy destination."""
+    return [Place("BACKUP_ROOT", root), *(Place(copies.SETTING, r) for r in copies.destinations(root, copy_roots))]
+
+
+def prune(root: str, keep: int, *, dry_run: bool, log: Callable[[str], None]) -> list[str]:
+    """Apply retention to one place, logging every decision; the keys deleted (none on a dry run)."""
+    decisions = plan(root, keep)
+    if not decisions:
+        log(f"no complete snapshots in {root}: nothing to prune")
+        return []
+    for decision in decisions:
+        log(("would " if dry_run and decision.delete else "") + str(decision))
+    for key in incomplete_folders(root):
+        log(f"left alone: {key} has no manifest (a backup running or interrupted)")
+    if dry_run:
+        log(f"dry run: {sum(d.delete for d in decisions)} of {len(decisions)} snapshots would be deleted")
+        return []
+    deleted = apply(root, decisions)
+    log(f"deleted {len(deleted)} of {len(decisions)} snapshots{': ' + ', '.join(deleted) if deleted else ''}")
+    return deleted
+
+
+def prune_everywhere(found: list[Place], keep: int, *, dry_run: bool, log: Callable[[str], None]) -> dict[Place, StorageError]:
+    """Prune each place in turn, one that fails not stopping the others; what failed, by place."""
+    failures: dict[Place, StorageError] = {}
+    for place in found:
+        log(f"{place}:")
+        try:
+            prune(place.root, keep, dry_run=dry_run, log=log)
+        except StorageError as error:
+            failures[place] = error
+        except Exception as error:
+            if (explained := explain(error, place.root, place.setting)) is not None:
+                failures[place] = explained
+            elif isinstance(error, OSError):
+                failures[place] = StorageError(f"cannot prune {place}: {error.strerror or error}")
+            else:
+                raise
+    return failures
+
+
+def failure_lines(failures: dict[Place, StorageError]) -> list[str]:
+    return [f"pruning {place} failed: {error}" for place, error in failures.items()]

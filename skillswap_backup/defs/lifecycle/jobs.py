@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from ...lib import restore_test, retention, verify
+from ...lib import copies, restore_test, retention, settings, verify
 from ...lib.manifest import IncompleteSnapshot
 from ...lib.settings import SettingMissing
 from ..backup.manifest_asset import MANIFEST_KEY
@@ -84,20 +84,20 @@ def verify_snapshot_op(context: dg.OpExecutionContext, config: VerifyConfig, sto
 
 @dg.op(
     name=PRUNE_OP,
-    description="Delete snapshots beyond the newest N, only once a newer snapshot has verified.",
+    description="Delete snapshots beyond the newest N in BACKUP_ROOT and every BACKUP_COPIES place, only once a newer one has verified.",
     retry_policy=RETRY_POLICY,
 )
 def prune_snapshots_op(context: dg.OpExecutionContext, config: PruneConfig, storage: BackupStorage) -> None:
     keep = config.keep or retention.keep_from_env()
-    decisions = retention.plan(storage.root, keep)
-    for decision in decisions:
-        context.log.info(str(decision))
-    for key in retention.incomplete_folders(storage.root):
-        context.log.info(f"left alone: {key} has no manifest (a backup running or interrupted)")
-    if config.dry_run:
-        return
-    deleted = retention.apply(storage.root, decisions)
-    context.log.info(f"deleted {len(deleted)} snapshots: {', '.join(deleted) or 'none'}")
+    try:
+        found = retention.places(storage.root, settings.copy_roots())
+    except copies.CopyFailed as error:  # a copy destination that is BACKUP_ROOT itself
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    failures = retention.prune_everywhere(found, keep, dry_run=config.dry_run, log=context.log.info)
+    if failures:
+        # The other places are pruned already: a retry only repeats what is still to do.
+        transient = any(not error.permanent for error in failures.values())
+        raise dg.Failure(description="; ".join(retention.failure_lines(failures)), allow_retries=transient)
 
 
 @dg.job(name=VERIFY_JOB, description="Verify a snapshot's files against its manifest; optionally restore-test it.")
@@ -105,6 +105,6 @@ def verify_job():
     verify_snapshot_op()
 
 
-@dg.job(name=PRUNE_JOB, description="Apply retention: keep the newest N snapshots, never losing the last verified one.")
+@dg.job(name=PRUNE_JOB, description="Apply retention in every place: keep the newest N snapshots, never losing the last verified one.")
 def prune_job():
     prune_snapshots_op()
