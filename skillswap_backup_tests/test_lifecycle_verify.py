@@ -10,12 +10,13 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from skillswap_backup.cli.main import main
+from skillswap_backup.cli.main import build_parser, main
 from skillswap_backup.lib import verify
 from skillswap_backup.lib.demo_db import DEMO_COUNTS
 from skillswap_backup.lib.manifest import list_snapshots, read_manifest
 from skillswap_backup.lib.storage import SnapshotStore
 from skillswap_backup_tests.lifecycle_support import backup_partition, copy_snapshot, demo_source, environment
+from skillswap_backup_tests.pgtools import scratch_database
 
 KEY = "2026-03-01"
 
@@ -176,6 +177,28 @@ def test_cli_verify_refuses_an_incomplete_or_unknown_snapshot(copy, capsys):
         assert main(["verify", "2026-03-08"]) == 1
     assert "not a complete snapshot" in capsys.readouterr().err
 
+
+
+def test_every_snapshot_command_takes_the_key_either_way(copy, capsys):
+    """`verify KEY` and `verify --snapshot KEY` alike, and so for report, copy and restore."""
+    root, _ = copy
+    shutil.copytree(root / KEY, root / "2026-03-08")
+    with environment(BACKUP_ROOT=str(root)):
+        assert main(["verify", "--snapshot", KEY]) == 0  # not the newest: the key was heard
+        assert f"verifying snapshot {KEY} at" in capsys.readouterr().out
+        assert main(["report", "--snapshot", KEY]) == 0
+        assert f"snapshot {KEY}: data quality" in capsys.readouterr().out
+        assert main(["copy", KEY, "--to", str(root.parent / "drive")]) == 0
+        assert f"copied snapshot {KEY} to {root.parent / 'drive' / KEY}" in capsys.readouterr().out
+        assert main(["verify", KEY, "--snapshot", "2026-03-08"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"two snapshots given ({KEY} and 2026-03-08)" in err[0]
+        assert main(["verify", KEY, "--snapshot", KEY]) == 0  # the same key twice is no conflict
+        capsys.readouterr()
+        assert build_parser().parse_args(["backup", "--snapshot", KEY]).partition == KEY  # = --partition
+        with scratch_database("ssb_test_lc_verify_target") as target:
+            assert main(["restore", "2026-03-15", "--target-url", target]) == 1  # positional, like the others
+        assert "'2026-03-15' is not a complete snapshot" in capsys.readouterr().err
 
 def test_verify_job_runs_in_dagster_and_records_an_observation(copy):
     from skillswap_backup.defs.lifecycle.jobs import verify_job, verify_run_config

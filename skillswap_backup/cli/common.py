@@ -17,6 +17,22 @@ def add_source_args(parser) -> None:
     parser.add_argument("--database-url", help="source database (default: $DATABASE_URL)")
 
 
+def add_snapshot_arg(parser, what: str = "the newest complete snapshot") -> None:
+    """The snapshot a command works on, given as `KEY` or as `--snapshot KEY`: every command
+    that takes one accepts both, so a habit from one command works in the others."""
+    parser.add_argument("snapshot", nargs="?", metavar="KEY", help=f"snapshot partition key (default: {what})")
+    parser.add_argument("--snapshot", dest="snapshot_option", metavar="KEY", help="the same, as an option")
+
+
+def requested_snapshot(args) -> str | None:
+    from .errors import CommandFailed
+
+    given = dict.fromkeys(key for key in (args.snapshot, args.snapshot_option) if key)
+    if len(given) > 1:
+        raise CommandFailed(f"two snapshots given ({' and '.join(given)}): give it once, as KEY or as --snapshot KEY")
+    return next(iter(given), None)
+
+
 def use_source_url(args) -> str:
     """Resolve the source URL and export it, so Dagster's EnvVar("DATABASE_URL") sees the override."""
     url = settings.database_url(getattr(args, "database_url", None))

@@ -16,7 +16,10 @@ from .copy import copy_and_report
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("backup", help="back up every table for the current (or given) partition")
     add_source_args(parser)
-    parser.add_argument("--partition", help="snapshot partition key (default: the current window)")
+    parser.add_argument(
+        "--snapshot", "--partition", dest="partition", metavar="KEY",
+        help="snapshot partition key to write (default: the current window)",
+    )
     parser.add_argument("--anonymize", action="store_true", help="apply the PII rules to the JSON exports")
     parser.set_defaults(handler=run)
 

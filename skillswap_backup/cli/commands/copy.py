@@ -6,6 +6,7 @@ from ...lib import copies, settings, verify
 from ...lib.manifest import list_snapshots
 from ...lib.storage import SnapshotStore
 from .. import errors
+from ..common import add_snapshot_arg, requested_snapshot
 from ..errors import CommandFailed
 
 
@@ -13,7 +14,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "copy", help="copy a snapshot (or --all) to more places, byte for byte, verified (default: $BACKUP_COPIES)"
     )
-    parser.add_argument("snapshot", nargs="?", help="snapshot partition key (default: the newest complete snapshot)")
+    add_snapshot_arg(parser)
     parser.add_argument("--all", action="store_true", help="copy every complete snapshot in BACKUP_ROOT")
     parser.add_argument(
         "--to", action="append", metavar="URL",
@@ -27,9 +28,10 @@ def run(args) -> int:
     roots = args.to or settings.copy_roots()
     if not roots:
         raise CommandFailed("no destination: set BACKUP_COPIES (comma-separated folders or URLs) or pass --to")
-    if args.all and args.snapshot:
+    requested = requested_snapshot(args)
+    if args.all and requested:
         raise CommandFailed("give a snapshot or --all, not both")
-    keys = list_snapshots(root) if args.all else [verify.resolve_snapshot(root, args.snapshot)]
+    keys = list_snapshots(root) if args.all else [verify.resolve_snapshot(root, requested)]
     if not keys:
         raise CommandFailed(f"no complete snapshot in {root}: nothing to copy")
     failures = []

@@ -12,6 +12,7 @@ from ...lib import restore_quality, settings, verify
 from ...lib.quality.publish import DATA_DOCS_INDEX, QUALITY_JSON, load_results
 from ...lib.quality.results import text_summary
 from ...lib.storage import SnapshotStore
+from ..common import add_snapshot_arg, requested_snapshot
 from ..errors import CommandFailed
 
 
@@ -22,13 +23,13 @@ def add_parser(subparsers) -> None:
         description="Per table: checks passed/failed, row counts, offending keys; the verdict (restorable or not) "
         "and the path of the Great Expectations Data Docs.",
     )
-    parser.add_argument("snapshot", nargs="?", help="snapshot partition key (default: the newest complete snapshot)")
+    add_snapshot_arg(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args) -> int:
     root = settings.backup_root()
-    key = verify.resolve_snapshot(root, args.snapshot)
+    key = verify.resolve_snapshot(root, requested_snapshot(args))
     # Reports and the manifest are plaintext: no encryption config is needed to read them.
     store = SnapshotStore(root, key)
     body = manifest_lib.read_manifest(store)

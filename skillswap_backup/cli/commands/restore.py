@@ -6,7 +6,7 @@ import os
 
 from ...lib import pg, restore, restore_quality, restore_verify, settings
 from .. import errors, rotate_options
-from ..common import dagster_instance, ensure_database
+from ..common import add_snapshot_arg, dagster_instance, ensure_database, requested_snapshot
 from ..errors import CommandFailed
 from ..runs import launch
 
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
         "then verify row counts, checksums, foreign keys and sequences against the snapshot.",
     )
     parser.add_argument("--target-url", help="target database (default: $NEW_DATABASE_URL)")
-    parser.add_argument("--snapshot", metavar="KEY", help="snapshot partition key (default: the newest complete one)")
+    add_snapshot_arg(parser)
     parser.add_argument("--data-only", action="store_true", help="load into tables that already exist (e.g. created by drizzle-kit push)")
     parser.add_argument("--tier", choices=restore.TIERS, help="restore only one tier; foreign-key parents are added")
     parser.add_argument("--tables", metavar="A,B", help="restore only these tables; foreign-key parents are added")
@@ -72,7 +72,7 @@ def run(args) -> int:
     rotation = rotate_options.run_config(args)
     _ensure_target(url)
     options = restore.RestoreOptions(
-        snapshot=args.snapshot,
+        snapshot=requested_snapshot(args),
         mode="data-only" if args.data_only else "full",
         tables=tuple(settings.split_list(args.tables)),
         tier=args.tier,

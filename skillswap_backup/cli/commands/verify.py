@@ -5,13 +5,14 @@ from __future__ import annotations
 from ...lib import settings, verify
 from ...lib.storage import SnapshotStore
 from .. import errors
+from ..common import add_snapshot_arg, requested_snapshot
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "verify", help="check a snapshot's files (sha256, bytes, rows) against its manifest; --restore-test restores it too"
     )
-    parser.add_argument("snapshot", nargs="?", help="snapshot partition key (default: the newest complete snapshot)")
+    add_snapshot_arg(parser)
     parser.add_argument(
         "--restore-test", action="store_true",
         help="also restore into a scratch database, validate every table's rows and checksum, and drop it",
@@ -27,7 +28,7 @@ def run(args) -> int:
     from ...lib import encryption, restore_test
 
     root = settings.backup_root()
-    key = verify.resolve_snapshot(root, args.snapshot)
+    key = verify.resolve_snapshot(root, requested_snapshot(args))
     store = SnapshotStore(root, key, encryption_config=encryption.config_from_env())
     print(f"verifying snapshot {key} at {store.url()}")
     report = verify.verify_snapshot(store)
