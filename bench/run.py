@@ -4,7 +4,10 @@ Builds scaled demo databases (default scale 7300 ≈ 2M rows, and 14600 ≈ 4M r
 memory stays flat), then for each: times `pg_dump -Fc` and `skillswap-backup backup` (Dagster
 run through the project's instance, schema + full dump + every table + checks + manifest), and
 prints wall seconds, the machine's CPU seconds, peak RSS per process and the ratio (`--repeat
-N`: N alternating rounds, medians). The demo database at scale 1 (274 rows) is measured first:
+N`: N alternating rounds, medians). Each round also times the floor under the backup
+(`bench/floor.py`: the ADBC read of every table into Parquet, nothing else), so the ratio shows
+how much of the backup is its data path and how much the rest (Dagster, JSON, checksums, checks,
+the full dump). The demo database at scale 1 (274 rows) is measured first:
 what a backup costs whatever the size (imports, the Dagster run, the check process), against
 pg_dump's. Databases and files are removed afterwards.
 """
@@ -29,8 +32,8 @@ from skillswap_backup.lib.demo_db import create_demo_database  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def bench_backup(source_url: str, work: Path, repeat: int) -> tuple[list[Measurement], list[Measurement]]:
-    """`repeat` rounds of pg_dump -Fc then our backup, alternating, so both see the same machine."""
+def bench_backup(source_url: str, work: Path, repeat: int) -> tuple[list[Measurement], list[Measurement], list[Measurement]]:
+    """`repeat` rounds of pg_dump -Fc, our backup and its floor, in turn, so all see the same machine."""
     env = {
         **os.environ,
         "DATABASE_URL": source_url,
@@ -39,14 +42,16 @@ def bench_backup(source_url: str, work: Path, repeat: int) -> tuple[list[Measure
         "DAGSTER_HOME": str(REPO),
     }
     measure("discover", [str(BIN / "skillswap-backup"), "discover"], env)
-    dumps, ours = [], []
+    dumps, ours, floors = [], [], []
     for _ in range(repeat):
         dumps.append(measure("pg_dump -Fc", ["pg_dump", "-Fc", "-f", str(work / "full.dump")], pg_env(source_url)))
         print(show(dumps[-1]))
         shutil.rmtree(work / "backups", ignore_errors=True)  # each round writes the snapshot afresh
         ours.append(measure("skillswap-backup backup", [str(BIN / "skillswap-backup"), "backup"], env))
         print(show(ours[-1]))
-    return dumps, ours
+        floors.append(measure("floor: read + Parquet", [sys.executable, str(REPO / "bench" / "floor.py"), str(work / "floor")], env))
+        print(show(floors[-1]))
+    return dumps, ours, floors
 
 
 def show(m: Measurement) -> str:
@@ -54,7 +59,7 @@ def show(m: Measurement) -> str:
     return f"  {m.label:28} {m.seconds:8.2f} s  {m.busy_cpu_seconds:6.2f} CPU-s   peak RSS: {peaks}"
 
 
-def report(rows: int, dumps: list[Measurement], ours: list[Measurement]) -> None:
+def report(rows: int, dumps: list[Measurement], ours: list[Measurement], floors: list[Measurement]) -> None:
     theirs = statistics.median(m.seconds for m in dumps)
     mine = statistics.median(m.seconds for m in ours)
     pairs = ", ".join(f"{b.seconds / a.seconds:.2f}" for a, b in zip(dumps, ours))
@@ -65,6 +70,10 @@ def report(rows: int, dumps: list[Measurement], ours: list[Measurement]) -> None
           f"ratio {mine / theirs:.2f}x (rounds: {pairs}); our peak RSS {peak:.0f} MB; rows: {rows}")
     print(f"  machine CPU, median: pg_dump -Fc {cpu_theirs:.2f} CPU-s, skillswap-backup backup {cpu_mine:.2f} CPU-s "
           f"({os.cpu_count()} cores)")
+    floor = statistics.median(m.seconds for m in floors)
+    print(f"  floor (ADBC read + Parquet of every table, nothing else), median: {floor:.2f} s = {floor / theirs:.2f}x "
+          f"pg_dump -Fc, {statistics.median(m.busy_cpu_seconds for m in floors):.2f} CPU-s; the rest of our backup "
+          f"(Dagster, JSON, checksums, checks, full dump): {mine - floor:.2f} s")
 
 
 def main() -> None:
