@@ -54,7 +54,7 @@ def _backup_definitions(catalog: Catalog) -> dg.Definitions:
     table_assets = build_table_assets(catalog, partitions)
     dump_assets = build_dump_assets(partitions, [key for asset in table_assets for key in asset.keys])
     upstream = [key for asset in [*table_assets, *dump_assets] for key in asset.keys]
-    backup_job = build_backup_job(partitions)
+    backup_job = build_backup_job()
     lifecycle = build_lifecycle_definitions(backup_job=backup_job, partitions=partitions)
     return dg.Definitions(
         assets=[*table_assets, *dump_assets, build_manifest_asset(catalog, partitions, upstream), *lifecycle.assets],

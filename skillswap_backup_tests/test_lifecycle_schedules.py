@@ -115,7 +115,7 @@ def _sensors(root: Path, now: datetime) -> dict[str, dg.SensorDefinition]:
 
     partitions = snapshot_partitions()
     sensors = build_sensors(
-        backup_job=build_backup_job(partitions), verify_job=verify_job, partitions=partitions, clock=lambda: now
+        backup_job=build_backup_job(), verify_job=verify_job, partitions=partitions, clock=lambda: now
     )
     return {s.name: s for s in sensors}
 
@@ -269,7 +269,7 @@ def test_lifecycle_definitions_load(source):
     from skillswap_backup.defs.backup.jobs import build_backup_job
 
     partitions = snapshot_partitions()
-    defs = build_lifecycle_definitions(backup_job=build_backup_job(partitions), partitions=partitions)
+    defs = build_lifecycle_definitions(backup_job=build_backup_job(), partitions=partitions)
     assert {s.name for s in defs.schedules} == {BACKUP_SCHEDULE, VERIFY_SCHEDULE}
     assert {s.name for s in defs.sensors} == {"snapshot_freshness", EXPIRY_SENSOR, "copy_after_backup"}
     # The jobs they launch are the project's own (defined with restore: they need no catalog).

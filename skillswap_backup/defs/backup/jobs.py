@@ -7,10 +7,10 @@ import dagster as dg
 BACKUP_JOB = "backup"
 
 
-def build_backup_job(partitions: dg.PartitionsDefinition) -> dg.UnresolvedAssetJobDefinition:
+def build_backup_job() -> dg.UnresolvedAssetJobDefinition:
+    # Partitioned like its assets: Dagster infers the snapshot partitions from the selection.
     return dg.define_asset_job(
         BACKUP_JOB,
         selection=dg.AssetSelection.groups("critical", "important", "optional", "snapshot"),
-        partitions_def=partitions,
         description="Back up every table (and the snapshot's manifest) for one partition, in one consistent snapshot.",
     )
