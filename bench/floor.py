@@ -3,7 +3,7 @@ snapshot and write it to zstd Parquet, with nothing else — no Dagster, no JSON
 checks, no pg_dump. `bench/run.py` times it beside `pg_dump -Fc` and the whole backup, so the
 share of the backup that is its irreducible data path is measured, not assumed.
 
-Run as `python -m bench.floor OUT_FOLDER` with DATABASE_URL and BACKUP_CATALOG set.
+Run as `python bench/floor.py OUT_FOLDER` with DATABASE_URL and BACKUP_CATALOG set.
 """
 
 from __future__ import annotations

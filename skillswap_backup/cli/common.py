@@ -17,10 +17,10 @@ def add_source_args(parser) -> None:
     parser.add_argument("--database-url", help="source database (default: $DATABASE_URL)")
 
 
-def add_snapshot_arg(parser, what: str = "the newest complete snapshot") -> None:
+def add_snapshot_arg(parser) -> None:
     """The snapshot a command works on, given as `KEY` or as `--snapshot KEY`: every command
     that takes one accepts both, so a habit from one command works in the others."""
-    parser.add_argument("snapshot", nargs="?", metavar="KEY", help=f"snapshot partition key (default: {what})")
+    parser.add_argument("snapshot", nargs="?", metavar="KEY", help="snapshot partition key (default: the newest complete snapshot)")
     parser.add_argument("--snapshot", dest="snapshot_option", metavar="KEY", help="the same, as an option")
 
 
