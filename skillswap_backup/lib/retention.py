@@ -116,22 +116,21 @@ def places(root: str, copy_roots: list[str]) -> list[Place]:
     return [Place("BACKUP_ROOT", root), *(Place(copies.SETTING, r) for r in copies.destinations(root, copy_roots))]
 
 
-def prune(root: str, keep: int, *, dry_run: bool, log: Callable[[str], None]) -> list[str]:
-    """Apply retention to one place, logging every decision; the keys deleted (none on a dry run)."""
+def prune(root: str, keep: int, *, dry_run: bool, log: Callable[[str], None]) -> None:
+    """Apply retention to one place (or, on a dry run, only say what it would delete)."""
     decisions = plan(root, keep)
     if not decisions:
         log(f"no complete snapshots in {root}: nothing to prune")
-        return []
+        return
     for decision in decisions:
         log(("would " if dry_run and decision.delete else "") + str(decision))
     for key in incomplete_folders(root):
         log(f"left alone: {key} has no manifest (a backup running or interrupted)")
     if dry_run:
         log(f"dry run: {sum(d.delete for d in decisions)} of {len(decisions)} snapshots would be deleted")
-        return []
+        return
     deleted = apply(root, decisions)
     log(f"deleted {len(deleted)} of {len(decisions)} snapshots{': ' + ', '.join(deleted) if deleted else ''}")
-    return deleted
 
 
 def prune_everywhere(found: list[Place], keep: int, *, dry_run: bool, log: Callable[[str], None]) -> dict[Place, StorageError]:
