@@ -13,7 +13,6 @@ that does not verify loses its manifest again; one that does has its verificatio
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,17 +55,15 @@ def destinations(source_root: str, requested: list[str]) -> list[str]:
 
 
 def _copy_file(source: SnapshotStore, destination: SnapshotStore, path: str, expected: dict | None) -> int:
-    digest = hashlib.sha256()
-    size = 0
     with source.stored_reader(path) as incoming, destination.stored_writer(path) as (outgoing, _):
         while chunk := incoming.read(CHUNK_BYTES):
-            digest.update(chunk)
-            size += len(chunk)
             outgoing.write(chunk)
-        # Raised inside the writer: the damaged file never appears at the destination.
-        if expected is not None and (size, digest.hexdigest()) != (expected["bytes"], expected["sha256"]):
+        # The writer counts and hashes what it writes. Raised inside it, so the damaged file
+        # never appears at the destination.
+        size, digest = outgoing.size, outgoing.sha256.hexdigest()
+        if expected is not None and (size, digest) != (expected["bytes"], expected["sha256"]):
             raise CopyFailed(
-                f"{source.url(path)} does not match its manifest ({size} bytes, sha256 {digest.hexdigest()[:12]}…; "
+                f"{source.url(path)} does not match its manifest ({size} bytes, sha256 {digest[:12]}…; "
                 f"the manifest says {expected['bytes']} bytes, {expected['sha256'][:12]}…): not copied; "
                 f"run `skillswap-backup verify {source.partition_key}`"
             )
