@@ -65,11 +65,11 @@ def restore_inputs(manifest: dict, *, tables: list[str], source: str, mode: str)
     return wanted
 
 
-def check_files(store: SnapshotStore, manifest: dict, paths: list[str]) -> CheckedInputs:
+def check_files(store: SnapshotStore, manifest: dict, paths: list[str], *, outcome: str = "nothing was restored") -> CheckedInputs:
     """Size and sha256 of each stored file against the manifest; encrypted files decrypted to their end.
 
     Raises DamagedFile (or EncryptionError for a missing or wrong key, a cut or altered file)
-    naming the first bad file; the message ends by saying that nothing was restored.
+    naming the first bad file; the message ends with `outcome`: what the caller did not do.
     """
     from .encryption import EncryptionError, decrypting_reader
 
@@ -79,10 +79,10 @@ def check_files(store: SnapshotStore, manifest: dict, paths: list[str]) -> Check
     for path in paths:
         entry = recorded.get(path)
         if entry is None:
-            raise DamagedFile(f"{path} is not listed in the manifest of {where}; nothing was restored")
+            raise DamagedFile(f"{path} is not listed in the manifest of {where}; {outcome}")
         if not store.exists(path):
             raise DamagedFile(
-                f"{path} of {where} is missing from storage; nothing was restored (restore another snapshot)"
+                f"{path} of {where} is missing from storage; {outcome} (use another snapshot)"
             )
         refused: EncryptionError | None = None
         with store.fs.open(f"{store.folder}/{path}", "rb") as raw:
@@ -103,10 +103,10 @@ def check_files(store: SnapshotStore, manifest: dict, paths: list[str]) -> Check
             raise DamagedFile(
                 f"{path} of {where} does not match its manifest ({hashing.size} bytes stored, "
                 f"{entry['bytes']} recorded; sha256 differs): it was changed or damaged after the backup; "
-                "nothing was restored (restore another snapshot: `skillswap-backup list`)"
+                f"{outcome} (use another snapshot: `skillswap-backup list`)"
             )
         if refused is not None:
-            raise EncryptionError(f"{refused}; nothing was restored")
+            raise EncryptionError(f"{refused}; {outcome}")
         checked.files += 1
         checked.bytes += hashing.size
     return checked
