@@ -260,3 +260,16 @@ def test_the_sensor_copies_each_backup_run_and_the_copy_job_verifies(tmp_path):
 
         with environment(BACKUP_COPIES=None):
             assert "BACKUP_COPIES is not set" in evaluate(run).skip_message
+
+
+def test_prune_says_when_a_copy_place_does_not_exist(copied, tmp_path):
+    """An unmounted drive or a bucket never made holds nothing to prune, and prune says why."""
+    tmp, _, env, _, _, _ = copied
+    copy_snapshot(tmp / "backups", KEY, tmp_path / "backups", WEEKS[0])
+    missing_bucket = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/skillswap"
+    places = {**env, "BACKUP_ROOT": str(tmp_path / "backups"), "BACKUP_COPIES": f"{tmp_path / 'usb'},{missing_bucket}"}
+    result = run_cli("prune", env=places)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for place in (tmp_path / "usb", missing_bucket):
+        assert f"no complete snapshots in {place} (it does not exist: a drive not mounted, a bucket not made?)" in result.stdout
+    assert f"keep   {WEEKS[0]}" in result.stdout

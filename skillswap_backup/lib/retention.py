@@ -120,7 +120,11 @@ def prune(root: str, keep: int, *, dry_run: bool, log: Callable[[str], None]) ->
     """Apply retention to one place (or, on a dry run, only say what it would delete)."""
     decisions = plan(root, keep)
     if not decisions:
-        log(f"no complete snapshots in {root}: nothing to prune")
+        probe = SnapshotStore(root, "")
+        # A copy place may be a drive that is not mounted, or a bucket never made: say so, as
+        # "nothing to prune" alone would read like a place that holds no old snapshots.
+        missing = "" if probe.fs.exists(probe.root_path) else " (it does not exist: a drive not mounted, a bucket not made?)"
+        log(f"no complete snapshots in {root}{missing}: nothing to prune")
         return
     for decision in decisions:
         log(("would " if dry_run and decision.delete else "") + str(decision))
