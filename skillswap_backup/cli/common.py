@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -106,3 +109,22 @@ def catalog_or_discover(url: str) -> Catalog:
         return load_catalog(path)
     print(f"no catalog at {path} yet: discovering the source database first")
     return discover_catalog(url)
+
+
+def write_whole_file(target: Path, write: Callable[[BinaryIO], None]) -> int:
+    """Run `write(sink)` into a temporary file beside `target`, then rename it, so a file of that
+    name is always whole; the bytes written. A failed write leaves no file behind."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with open(partial, "wb") as sink:
+            write(sink)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(partial, target)
+    except OSError as error:
+        from .errors import CommandFailed
+
+        raise CommandFailed(f"cannot write {target}: {error.strerror or error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return target.stat().st_size

@@ -101,9 +101,14 @@ def _rows(batch: pa.RecordBatch, row_end: str) -> pa.Array:
     )
 
 
+def row_texts(batch: pa.RecordBatch) -> pa.Array:
+    """One JSON object per row, in column order, as an Arrow string array."""
+    return _rows(batch, "")
+
+
 def batch_lines(batch: pa.RecordBatch) -> list[str]:
     """One JSON object per row, in column order (for previews and tests)."""
-    return _rows(batch, "").to_pylist()
+    return row_texts(batch).to_pylist()
 
 
 def batch_bytes(batch: pa.RecordBatch, separator: str) -> memoryview:

@@ -6,7 +6,6 @@ complete, so a file of that name is always a whole script) or to stdout when tha
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from ...lib import encryption, pgdump, settings, sql_script, verify
 from ...lib.manifest import read_manifest
 from ...lib.storage import ENCRYPTED_SUFFIX, SnapshotStore
 from .. import errors
-from ..common import add_snapshot_arg, requested_snapshot
+from ..common import add_snapshot_arg, requested_snapshot, write_whole_file
 from ..errors import CommandFailed
 
 
@@ -42,29 +41,13 @@ def run(args) -> int:
         sys.stdout.buffer.flush()
         return 0
     target = Path(args.output)
-    written = _write_whole(target, lambda sink: sql_script.write_script(store, manifest, sink))
+    written = write_whole_file(target, lambda sink: sql_script.write_script(store, manifest, sink))
     print(f"wrote {target} ({written} bytes): snapshot {key}'s full dump as SQL; load it with "
           f'`psql -v ON_ERROR_STOP=1 "$NEW_DATABASE_URL" -f {target}`', file=sys.stderr)
     if any(f["path"].endswith(ENCRYPTED_SUFFIX) for f in manifest["files"]):
         print("note: the snapshot is encrypted, the script is not: it holds every value (password hashes too) in the clear",
               file=sys.stderr)
     return 0
-
-
-def _write_whole(target: Path, write) -> int:
-    """Run `write(sink)` into a temporary file beside `target`, then rename it; the bytes written."""
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        with open(partial, "wb") as sink:
-            write(sink)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(partial, target)
-    except OSError as error:
-        raise CommandFailed(f"cannot write {target}: {error.strerror or error}") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return target.stat().st_size
 
 
 errors.register(sql_script.ScriptFailed)

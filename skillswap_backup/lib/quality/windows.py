@@ -85,7 +85,7 @@ def _codes(columns: list[pa.Array]) -> np.ndarray:
     return pd.util.hash_pandas_object(frame, index=False).to_numpy().view(np.int64)
 
 
-class _Spill:
+class Spill:
     """Rows of keys spilled by code to `count` Arrow IPC files (a folder of their own under
     `folder`), then read back one partition at a time."""
 
@@ -133,7 +133,7 @@ def duplicate_positions(
     """Sorted positions of the rows whose key another row shares (NULLs exempt as in `uniqueness`)."""
     import pandas as pd
 
-    spill = _Spill(folder, partitions)
+    spill = Spill(folder, partitions)
     try:
         for offset, batch in _with_offsets(stream_batches(reader, table, list(columns))):
             missing = np.column_stack([c.is_null().to_numpy(zero_copy_only=False) for c in batch.columns])
@@ -182,7 +182,7 @@ def orphan_positions(
     types = [_common_type(c, p) for c, p in zip(child_types, parent_types)]
     names = [f"k{i}" for i in range(len(types))]
 
-    parents, children = _Spill(folder, count), _Spill(folder, count)
+    parents, children = Spill(folder, count), Spill(folder, count)
     try:
         if first_parent is not None:
             for batch in itertools.chain([first_parent], parent_batches):
