@@ -55,6 +55,7 @@ test: install
 bench: install
 	$(PY) bench/run.py --repeat 3
 	$(PY) bench/restore.py
+	$(PY) bench/changes.py
 
 # Check the newest snapshot against its manifest and restore it into a scratch database (dropped after).
 verify: install

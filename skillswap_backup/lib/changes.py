@@ -135,8 +135,10 @@ def _spill_codes(spill: Spill, store: SnapshotStore, table: Table, shared: list[
 
 def _compare_partition(before: pa.Table | None, after: pa.Table | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(added, changed, removed) row positions among one partition's rows."""
-    if before is None or after is None:
-        return (_NONE if after is None else after["pos"].to_numpy()), _NONE, (_NONE if before is None else before["pos"].to_numpy())
+    if before is None:
+        return (_NONE if after is None else after["pos"].to_numpy()), _NONE, _NONE
+    if after is None:
+        return _NONE, _NONE, before["pos"].to_numpy()
     old, new = before.to_pandas(), after.to_pandas()
     # Equal keys repeat only where whole rows are the key: the nth copy of a row matches the nth.
     old["nth"] = old.groupby("key").cumcount()
@@ -148,7 +150,11 @@ def _compare_partition(before: pa.Table | None, after: pa.Table | None) -> tuple
         return merged.loc[rows, column].to_numpy().astype(np.int64)
 
     changed = both & (merged["row_before"] != merged["row_after"])
-    return positions(merged["_merge"] == "right_only", "pos_after"), positions(changed, "pos_after"), positions(merged["_merge"] == "left_only", "pos_before")
+    return (
+        positions(merged["_merge"] == "right_only", "pos_after"),
+        positions(changed, "pos_after"),
+        positions(merged["_merge"] == "left_only", "pos_before"),
+    )
 
 
 def compare_table(
